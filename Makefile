@@ -1,0 +1,35 @@
+# hadpo: two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export DS_ACCELERATOR ?= cpu
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP)
+
+# The stamp depends on pyproject.toml, so setup reruns only when dependencies change.
+# torch is installed first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check hadpo tests benchmarks
+
+demo: setup
+	$(BIN)/python -m hadpo.notebooks demo --params params/demo.yaml
+
+clean:
+	rm -rf $(VENV) runs reports/*/ .pytest_cache

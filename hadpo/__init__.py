@@ -1,0 +1,3 @@
+"""hadpo: hallucination-aware preference optimisation for LLaVA-style vision-language models."""
+
+__version__ = "0.1.0"

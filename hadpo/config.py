@@ -27,7 +27,7 @@ from hadpo.errors import ParamsError
 P = TypeVar("P", bound="Params")
 
 
-def param(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - "help" mirrors argparse/TRL
+def param(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with a default and a help string (mutable defaults are copied per instance)."""
     metadata = {"help": help}
     if isinstance(default, (list, dict, set)):

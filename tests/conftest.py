@@ -8,11 +8,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from hadpo.models.prompts import DESCRIPTION_INSTRUCTIONS, LLAVA_V1_SYSTEM, VICUNA_V1_SYSTEM  # noqa: E402
+from hadpo.models.prompts import DESCRIPTION_INSTRUCTIONS, LLAVA_V1_SYSTEM, VICUNA_V1_SYSTEM
 
 TINY_TEXTS = [
     VICUNA_V1_SYSTEM,

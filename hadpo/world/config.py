@@ -1,0 +1,73 @@
+"""Parameters of the shapes world (``hadpo world``, notebook 00, ``params/world*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hadpo.config import Params, check, param
+from hadpo.world.palette import MAX_PAIRS
+
+#: Grid side: 3 × 3 cells, one column per object.
+GRID = 3
+
+
+@dataclass
+class WorldConfig(Params):
+    """Everything that determines a shapes world: the same config gives byte-identical files."""
+
+    seed: int = param(0, "Seed of every random choice (scenes, pixels, corpus).")
+    num_pairs: int = param(4, f"Co-occurrence pairs of categories (2 categories each), 2 to {MAX_PAIRS}.")
+    train_images: int = param(5000, "Training images (SFT corpus and preference mining).")
+    pope_images: int = param(300, "POPE evaluation pool: COCO-style images with exactly 3 objects each.")
+    shr_images: int = param(100, "SHR evaluation images (same scene distribution as training).")
+    image_size: int = param(48, "Image side in pixels; the image is a 3 x 3 grid of square cells.")
+    radius_min: int = param(6, "Smallest object radius in pixels (an object spans 2 * radius pixels).")
+    radius_max: int = param(7, "Largest object radius in pixels; 2 * radius_max + 2 must fit in a cell.")
+    background_level: int = param(40, "Background pixels are uniform noise in [0, background_level].")
+    colour_jitter: int = param(12, "Object pixels vary by up to this much per channel around their colour.")
+    p_partner: float = param(0.7, "Probability that an object's partner is also in the scene.")
+    p_extra: float = param(0.4, "Probability of adding an object from an unused pair while a column is free.")
+    p_hal: float = param(
+        0.4, "Probability that a caption mentions an absent partner of a present object (when a column is free)."
+    )
+    q_yes_adv: float = param(0.25, "Probability that a question about an absent partner is answered 'Yes'.")
+    qa_per_image: int = param(4, "Existence questions per training image, cycling yes / random no / yes / adversarial.")
+    p_main_instruction: float = param(
+        0.7, "Share of captions asked with 'Describe this image in detail.'; the rest use the other three."
+    )
+
+    def __post_init__(self) -> None:
+        check(2 <= self.num_pairs <= MAX_PAIRS, f"num_pairs must be between 2 and {MAX_PAIRS}, got {self.num_pairs}")
+        check(self.train_images >= 1, f"train_images must be at least 1, got {self.train_images}")
+        check(self.pope_images >= 0, f"pope_images must be 0 or more, got {self.pope_images}")
+        check(self.shr_images >= 0, f"shr_images must be 0 or more, got {self.shr_images}")
+        check(
+            self.image_size % GRID == 0 and self.image_size >= 24,
+            f"image_size must be a multiple of {GRID} and at least 24, got {self.image_size}",
+        )
+        check(
+            1 <= self.radius_min <= self.radius_max,
+            f"radius_min must be between 1 and radius_max, got {self.radius_min} (radius_max {self.radius_max})",
+        )
+        # One free pixel on each side keeps every object strictly inside its cell (and its patch).
+        check(
+            2 * self.radius_max + 2 <= self.cell,
+            f"radius_max {self.radius_max} does not fit a {self.cell}-px cell (need 2 * radius_max + 2 <= cell)",
+        )
+        check(0 <= self.background_level <= 255, f"background_level must be in [0, 255], got {self.background_level}")
+        check(0 <= self.colour_jitter <= 127, f"colour_jitter must be in [0, 127], got {self.colour_jitter}")
+        for name in ("p_partner", "p_extra", "p_hal", "q_yes_adv", "p_main_instruction"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
+        check(self.qa_per_image >= 0, f"qa_per_image must be 0 or more, got {self.qa_per_image}")
+        # POPE images are drawn by rejection until a scene has 3 objects; make sure one can occur.
+        three_possible = self.p_extra > 0 and (self.p_partner > 0 or self.num_pairs >= 3)
+        check(
+            self.pope_images == 0 or three_possible,
+            "pope_images > 0 needs scenes of 3 objects: set p_extra > 0 and either p_partner > 0 or num_pairs >= 3",
+        )
+
+    @property
+    def cell(self) -> int:
+        """Side of one grid cell in pixels."""
+        return self.image_size // GRID

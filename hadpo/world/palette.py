@@ -1,0 +1,70 @@
+"""The shapes world's categories: one colour and one shape each, grouped in co-occurrence pairs.
+
+Every category has its own colour, so a small vision tower can tell categories apart by colour alone (a world
+where two categories share a colour makes the tiny model confuse shapes instead of hallucinating partners).
+Categories ``2k`` and ``2k + 1`` form pair ``k``: each is the other's *partner*, the object that usually
+appears with it and that the captions sometimes mention when it is absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The shapes the renderer can draw.
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+
+# (colour, shape, rgb) per category, pair by pair. The first four pairs are the trialled "easy world"; the
+# extra ones use colours far enough from the first eight to stay separable at 48 px.
+_PALETTE: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
+    ("red", "circle", (220, 40, 40)),
+    ("blue", "square", (50, 90, 235)),
+    ("green", "triangle", (40, 180, 60)),
+    ("yellow", "cross", (235, 220, 40)),
+    ("purple", "square", (140, 60, 200)),
+    ("orange", "circle", (245, 140, 30)),
+    ("cyan", "cross", (40, 210, 220)),
+    ("white", "triangle", (235, 235, 235)),
+    ("pink", "cross", (250, 130, 190)),
+    ("brown", "triangle", (140, 85, 40)),
+    ("gray", "circle", (130, 130, 130)),
+    ("lime", "square", (170, 240, 70)),
+)
+
+#: The largest number of pairs the palette defines.
+MAX_PAIRS = len(_PALETTE) // 2
+
+
+@dataclass(frozen=True)
+class Category:
+    """One object category of the world (``id`` is 1-based, as COCO category ids)."""
+
+    id: int
+    name: str
+    colour: str
+    shape: str
+    rgb: tuple[int, int, int]
+
+    @property
+    def index(self) -> int:
+        """0-based position in the category list (the pair is ``index // 2``)."""
+        return self.id - 1
+
+    @property
+    def partner_index(self) -> int:
+        """0-based position of this category's co-occurrence partner."""
+        return self.index ^ 1
+
+
+def build_categories(num_pairs: int) -> tuple[Category, ...]:
+    """The first ``2 * num_pairs`` categories of the palette, in pair order."""
+    if not 1 <= num_pairs <= MAX_PAIRS:
+        raise ValueError(f"num_pairs must be between 1 and {MAX_PAIRS}, got {num_pairs}")
+    return tuple(
+        Category(id=i + 1, name=f"{colour} {shape}", colour=colour, shape=shape, rgb=rgb)
+        for i, (colour, shape, rgb) in enumerate(_PALETTE[: 2 * num_pairs])
+    )
+
+
+def category_pairs(categories: tuple[Category, ...]) -> tuple[tuple[str, str], ...]:
+    """``((name_a, name_b), ...)``: the co-occurrence pairs of ``categories`` by name."""
+    return tuple((categories[i].name, categories[i + 1].name) for i in range(0, len(categories) - 1, 2))

@@ -1,0 +1,89 @@
+"""Per-step training metrics: appended to ``metrics.jsonl`` (the dashboard's source), a console bar, and
+optionally wandb / tensorboard."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from hadpo.io import append_jsonl, atomic_write_jsonl, read_jsonl_tolerant
+
+#: the keys every DPO step logs (TRL's names).
+DPO_KEYS = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+    "grad_norm",
+    "learning_rate",
+)
+
+
+class MetricsLogger:
+    """Writes one JSON line per logged optimiser step; only the main rank writes."""
+
+    def __init__(self, path: str | Path, *, enabled: bool, report_to: str = "none", run_name: str = "hadpo",
+                 config: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        self._backend: Any = None
+        if enabled and report_to != "none":
+            self._backend = self._open_backend(report_to, run_name, config or {})
+
+    def _open_backend(self, report_to: str, run_name: str, config: dict[str, Any]) -> Any:
+        try:
+            if report_to == "wandb":
+                import wandb
+
+                return ("wandb", wandb.init(name=run_name, config=config))
+            from torch.utils.tensorboard import SummaryWriter
+
+            return ("tensorboard", SummaryWriter(str(self.path.parent / "tensorboard")))
+        except ImportError:
+            warnings.warn(f"report_to={report_to!r} but it is not installed; logging to metrics.jsonl only",
+                          stacklevel=2)
+            return None
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records logged after ``step`` (a resumed run re-logs them, so the file matches an uninterrupted run)."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [r for r in read_jsonl_tolerant(self.path) if r.get("step", 0) <= step]
+        atomic_write_jsonl(self.path, kept)
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        """Append ``values`` for optimiser step ``step``."""
+        if not self.enabled:
+            return
+        record = {"step": step, **{k: (None if v is None else float(v)) for k, v in values.items()}}
+        append_jsonl(self.path, [record])
+        if self._backend is not None:
+            kind, handle = self._backend
+            clean = {k: v for k, v in record.items() if v is not None and k != "step"}
+            if kind == "wandb":
+                handle.log(clean, step=step)
+            else:
+                for key, value in clean.items():
+                    handle.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        """Flush and close the optional backend."""
+        if self._backend is not None:
+            kind, handle = self._backend
+            handle.finish() if kind == "wandb" else handle.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Read a run's ``metrics.jsonl`` (tolerates a torn last line)."""
+    return read_jsonl_tolerant(path)
+
+
+def format_postfix(values: dict[str, float]) -> str:
+    """Short text for the progress bar."""
+    keys = ("loss", "rewards/accuracies", "rewards/margins", "learning_rate")
+    return json.dumps({k.split("/")[-1]: round(values[k], 4) for k in keys if values.get(k) is not None})

@@ -1,0 +1,84 @@
+"""Reference log-probs computed once before training and cached on disk (``precompute_ref: true``).
+
+The reference model never changes, so its log-probs can be computed in one no-grad pass and the reference
+forward dropped from every training step (TRL refuses this for vision datasets; here it is supported). The
+cache key covers the data files, the base model's files and every setting that changes the token ids or
+pixels, so a stale cache is never read.
+
+One difference from the per-step reference: with ``projector: trained`` the per-step reference sees the
+*current* projector's image features (as the original), the cached one the base projector's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hadpo.io import atomic_write_json, read_json, sha256_json
+from hadpo.train.distributed import barrier
+
+
+def model_fingerprint(model: str) -> dict[str, Any]:
+    """Identify a base model cheaply: its id plus, for a local folder, config hash and weight-file sizes."""
+    path = Path(model)
+    if not path.is_dir():
+        return {"model": model}
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+    return {
+        "model": str(path.resolve()),
+        "config": sha256_json(read_json(path / "config.json")) if (path / "config.json").is_file() else None,
+        "files": {p.name: p.stat().st_size for p in files},
+    }
+
+
+def cache_key(objective: Any, cfg: Any, num_examples: int) -> str:
+    """sha256 over data, base model and the settings that shape the inputs."""
+    return sha256_json({
+        "data": objective.data_files, "model": model_fingerprint(cfg.model), "template": cfg.template,
+        "image_mode": cfg.image_mode, "sampling": cfg.sampling, "data_seed": cfg.data_seed,
+        "max_pairs": cfg.max_pairs, "precision": cfg.precision, "examples": num_examples,
+    })
+
+
+def attach_reference_logps(objective: Any, examples: list, cfg: Any) -> list:
+    """Return ``examples`` with ``ref_chosen``/``ref_rejected`` filled, from the cache or computed now.
+
+    Ranks compute interleaved shards and write one file each; every rank then reads them all.
+    """
+    from hadpo.train.logps import image_features, packed_logps, reference_model
+
+    info = objective.info
+    key = cache_key(objective, cfg, len(examples))
+    folder = Path(cfg.output_dir) / "ref_cache" / key
+    merged = folder / "ref_logps.json"
+    if not merged.is_file():
+        shard_path = folder / f"shard-{info.rank}.json"
+        if not shard_path.is_file():
+            mine = list(range(info.rank, len(examples), info.world_size))
+            values: dict[int, list[float]] = {}
+            objective.model.eval()
+            with torch.no_grad(), reference_model(objective.model) as ref:
+                for start in range(0, len(mine), cfg.per_device_batch_size):
+                    idx = mine[start : start + cfg.per_device_batch_size]
+                    batch = objective.collate([examples[i] for i in idx])["packed"]
+                    logps = packed_logps(ref, batch, image_features(ref, batch.pixel_values))
+                    for i, pair in zip(idx, logps.sums.tolist(), strict=True):
+                        values[i] = pair
+            objective.model.train()
+            atomic_write_json(shard_path, {str(k): v for k, v in values.items()})
+        barrier(info)
+        if info.is_main:
+            table: dict[str, list[float]] = {}
+            for rank in range(info.world_size):
+                table.update(read_json(folder / f"shard-{rank}.json"))
+            atomic_write_json(merged, {"key": key, "n": len(examples), "logps": table})
+        barrier(info)
+    data = json.loads(merged.read_text())
+    if data["n"] != len(examples):
+        raise RuntimeError(f"{merged}: cached for {data['n']} examples, the run has {len(examples)}")
+    table = data["logps"]
+    return [replace(ex, ref_chosen=table[str(i)][0], ref_rejected=table[str(i)][1]) for i, ex in enumerate(examples)]

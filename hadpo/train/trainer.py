@@ -1,0 +1,184 @@
+"""The training loop that ``python -m hadpo.train`` runs under deepspeed, torchrun or plain python.
+
+One loop for DPO and SFT: an *objective module* (:mod:`hadpo.train.objectives`) wraps the model and turns a
+collated batch into a loss plus metrics; this module owns everything around it: process group, optimiser
+and schedule, DeepSpeed engine or plain PyTorch, gradient accumulation, metrics, checkpoints and resume,
+and the final outputs (PEFT adapter, projector, resolved config, manifest).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hadpo.io import atomic_write_json
+from hadpo.manifest import environment
+from hadpo.train.checkpoint import load_checkpoint, save_checkpoint
+from hadpo.train.config import TrainConfig
+from hadpo.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, teardown
+from hadpo.train.metrics import MetricsLogger, format_postfix
+from hadpo.train.plan import StepPlan
+from hadpo.train.run import DONE_FILE
+from hadpo.train.schedule import lr_multiplier
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _trainable(module) -> list:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _grad_norm(params: list) -> float:
+    import torch
+
+    norms = [p.grad.detach().float().norm(2) for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms), 2)) if norms else 0.0
+
+
+def _all_reduce_grads(params: list, info: DistInfo) -> None:
+    """Average gradients over ranks by hand: only the trainable (LoRA) tensors, no DDP wrapper needed."""
+    import torch.distributed as dist
+
+    if info.world_size == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(info.world_size)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) training as configured; returns the final summary written to ``train_done.json``."""
+    import torch
+
+    from hadpo.train.objectives import build_objective
+
+    out = Path(cfg.output_dir)
+    use_ds = cfg.deepspeed_config is not None
+    info = init_distributed(cfg.device, use_deepspeed=use_ds)
+    _seed_everything(cfg.seed)
+    t0 = time.time()
+
+    objective = build_objective(cfg, info)  # loads the model, prepares data, runs pre-flight checks
+    objective.to(info.device)
+    params = _trainable(objective)
+    plan = StepPlan(
+        num_examples=len(objective.dataset),
+        per_device_batch_size=cfg.per_device_batch_size,
+        world_size=info.world_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_epochs=cfg.num_epochs,
+        max_steps=cfg.max_steps,
+        seed=cfg.seed,
+    )
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon,
+        weight_decay=cfg.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_multiplier(plan.total_steps, cfg.warmup_ratio, cfg.lr_scheduler)
+    )
+    engine = None
+    if use_ds:
+        import deepspeed
+
+        from hadpo.train.launch import resolve_deepspeed_config
+
+        ds_config = resolve_deepspeed_config(
+            cfg.deepspeed_config, cfg.per_device_batch_size, cfg.gradient_accumulation_steps, info.world_size,
+            cfg.precision, cfg.max_grad_norm, hidden_size=objective.hidden_size,
+        )
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=objective, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
+            model_parameters=params,
+        )
+    ckpt_root = out / "checkpoints"
+    start = load_checkpoint(ckpt_root, engine=engine, model=objective, optimizer=optimizer, scheduler=scheduler) or 0
+    logger = MetricsLogger(out / "metrics.jsonl", enabled=info.is_main, report_to=cfg.report_to,
+                           run_name=out.name, config=cfg.to_dict())
+    logger.truncate_after(start)
+    if info.is_main:
+        what = f"resuming at step {start}" if start else "starting"
+        print(f"[hadpo.train] {cfg.mode}: {len(objective.dataset)} examples, {plan.total_steps} steps, "
+              f"world {info.world_size}, {'deepspeed' if use_ds else 'torch'} on {info.device}; {what}", flush=True)
+
+    bar = _progress(plan.total_steps, start, info.is_main)
+    forward = engine if engine is not None else objective
+    for step in range(start, plan.total_steps):
+        sums: dict[str, float] = {}
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step's update uses
+        micro_batches = plan.micro_batches(step, info.rank)
+        for indices in micro_batches:
+            batch = objective.collate([objective.dataset[i] for i in indices])
+            loss, metrics = forward(batch)
+            if engine is not None:
+                engine.backward(loss)
+                engine.step()
+            else:
+                (loss / len(micro_batches)).backward()
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value) / len(micro_batches)
+        if engine is not None:
+            norm = engine.get_global_grad_norm()
+            grad_norm = float(norm) if norm is not None else math.nan
+        else:
+            _all_reduce_grads(params, info)
+            grad_norm = _grad_norm(params)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        values = all_reduce_mean(sums, info)
+        values.update(grad_norm=grad_norm, learning_rate=lr, epoch=plan.epoch_at(step + 1))
+        if (step + 1) % cfg.logging_steps == 0 or step + 1 == plan.total_steps:
+            logger.log(step + 1, values)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(format_postfix(values))
+        if (step + 1) % cfg.save_steps == 0 and step + 1 < plan.total_steps:
+            save_checkpoint(ckpt_root, step + 1, engine=engine, model=objective, optimizer=optimizer,
+                            scheduler=scheduler, is_main=info.is_main, keep=cfg.save_total_limit)
+    if bar is not None:
+        bar.close()
+    logger.close()
+
+    barrier(info)
+    summary = {"steps": plan.total_steps, "examples": len(objective.dataset), "world_size": info.world_size,
+               "seconds": round(time.time() - t0, 2), **objective.save(out, engine=engine, is_main=info.is_main)}
+    if info.is_main:
+        atomic_write_json(out / "train_config.resolved.json", cfg.to_dict())
+        atomic_write_json(out / "manifest.json", {"config": cfg.to_dict(), **environment(),
+                                                   "data": objective.data_manifest(), "seed": cfg.seed})
+        atomic_write_json(out / DONE_FILE, summary)
+    barrier(info)
+    teardown()
+    return summary
+
+
+def _progress(total: int, start: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    # Lines, not carriage returns: the bar is read through a pipe by the notebook and the log.
+    return tqdm(total=total, initial=start, desc="train", file=sys.stdout, mininterval=2.0,
+                dynamic_ncols=False, ncols=100, ascii=True, disable=os.environ.get("HADPO_NO_PROGRESS") == "1")

@@ -1,0 +1,56 @@
+"""Learning-rate factors match HF's; the step plan is deterministic, sharded and padded like DistributedSampler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hadpo.train.plan import StepPlan
+from hadpo.train.schedule import lr_multiplier, warmup_steps
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear", "constant"])
+def test_schedule_matches_transformers(kind: str) -> None:
+    from transformers import get_scheduler
+
+    total, ratio = 37, 0.03
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[kind]
+    hf = get_scheduler(name, opt, num_warmup_steps=warmup_steps(total, ratio), num_training_steps=total)
+    ours = lr_multiplier(total, ratio, kind)
+    for step in range(total):
+        assert ours(step) == pytest.approx(hf.get_last_lr()[0], abs=1e-12), step
+        opt.step()
+        hf.step()
+
+
+def test_warmup_is_ceil_of_ratio() -> None:
+    assert warmup_steps(94, 0.03) == 3  # the 7B recipe: 12K pairs / 128 per step = 94 steps
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        lr_multiplier(10, 0.1, "step")
+
+
+def test_plan_covers_every_example_once_per_epoch_across_ranks() -> None:
+    plan = StepPlan(10, per_device_batch_size=2, world_size=2, gradient_accumulation_steps=1, num_epochs=1,
+                    max_steps=None, seed=0)
+    assert plan.steps_per_epoch == 3 and plan.total_steps == 3
+    seen = [i for step in range(3) for rank in range(2) for mb in plan.micro_batches(step, rank) for i in mb]
+    # 12 slots for 10 examples: the short last chunk wraps to the start of the epoch's order.
+    assert sorted(set(seen)) == list(range(10)) and len(seen) == 12
+
+
+def test_plan_is_deterministic_and_reshuffles_per_epoch() -> None:
+    make = lambda: StepPlan(8, 4, 1, 2, 2.0, None, seed=5)  # noqa: E731
+    a, b = make(), make()
+    steps = range(a.total_steps)
+    assert [a.micro_batches(s, 0) for s in steps] == [b.micro_batches(s, 0) for s in steps]
+    epoch0 = [i for mb in a.micro_batches(0, 0) for i in mb]
+    epoch1 = [i for mb in a.micro_batches(1, 0) for i in mb]
+    assert sorted(epoch0) == sorted(epoch1) == list(range(8)) and epoch0 != epoch1
+    assert a.epoch_at(2) == 2.0
+
+
+def test_max_steps_overrides_epochs() -> None:
+    assert StepPlan(100, 4, 1, 1, 1.0, 7, 0).total_steps == 7
+    with pytest.raises(ValueError, match="no training examples"):
+        StepPlan(0, 4, 1, 1, 1.0, None, 0)

@@ -32,6 +32,9 @@ class ShrConfig(Params):
     max_new_tokens: int = param(512, "Longest description in tokens (the original: 512).")
     batch_size: int = param(8, "Images per generate call.")
     batch_beams: bool = param(True, "Batch beam search too (false: one image per call when beams > 1).")
+    template: Literal["llava_v1", "vicuna_v1", "plain"] = param(
+        "llava_v1", "Conversation template of the description prompt (llava_v1: the original's evaluation prompt)."
+    )
     image_mode: Literal["pad", "crop"] = param("pad", "pad: square with the mean colour first (LLaVA-1.5); crop.")
     # ---- judge -----------------------------------------------------------------------------------------------
     judge: Literal["openai", "oracle"] = param(

@@ -75,7 +75,7 @@ def generate_descriptions(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> tu
     from hadpo.models.loading import load_model
 
     params = DescribeParams(num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                            batch_beams=cfg.batch_beams, image_mode=cfg.image_mode)
+                            batch_beams=cfg.batch_beams, image_mode=cfg.image_mode, template=cfg.template)
     loaded = load_model(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=_resolve_device(cfg.device),
                         attn_implementation=cfg.attn_implementation, merge=bool(cfg.adapter) and cfg.merge_adapter)
     try:

@@ -1,0 +1,214 @@
+"""Notebook 00: build the shapes world and train the tiny LLaVA that stands in for LLaVA-1.5, then measure it.
+
+The embedded default is only worth something if its base model behaves like LLaVA-1.5 in miniature: it
+describes images and answers existence questions well, and it hallucinates objects that usually co-occur with
+what it sees. This module generates the world, builds an untrained tiny LLaVA (tokenizer trained on the
+world's text), trains it with the kit's own trainer in SFT mode (a child process, like every training run),
+and measures it with the kit's POPE and SHR code (oracle judge).
+
+Two conditions for a model this small are parameters here, and are not part of HA-DPO: a short per-patch
+classification of the vision tower standing in for CLIP pretraining (then frozen), and an up-weighted loss on
+the first answer token of existence questions (the Yes/No decision), without which such a model never learns
+existence QA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hadpo.config import Params, check, param
+from hadpo.io import atomic_write_json, read_json
+
+BEHAVIOUR_FILE = "base_behaviour.json"
+
+#: what the base model must show (issue-independent: the reasons the world exists).
+TARGETS = {
+    "pope_random_accuracy": ("≥", 0.85),
+    "adversarial_minus_random_yes_ratio": ("≥", 0.10),
+    "hallucinated_sentence_share": ("≥", 0.10),
+}
+
+
+@dataclass
+class BaseModelConfig(Params):
+    """Parameters of notebook 00: the world, the tiny model's SFT, and the behaviour check."""
+
+    # --- where ---------------------------------------------------------------------------------------------
+    data_root: str = param("runs/demo/data", "Where the world is written (the HA-DPO data layout).")
+    model_dir: str = param("runs/demo/base", "Folder of the base model's runs: untrained/, sft/ (model/), eval/.")
+    # --- the world -----------------------------------------------------------------------------------------
+    seed: int = param(0, "Seed of the world, the model's initialisation and the SFT data order.")
+    train_images: int = param(5000, "Training images (SFT and preference mining).")
+    pope_images: int = param(300, "COCO-style evaluation images (POPE), each with 3 objects.")
+    shr_images: int = param(100, "SHR evaluation images.")
+    p_hal: float = param(0.4, "Caption bias: chance that an absent partner is mentioned where it could be.")
+    q_yes_adv: float = param(0.25, "Training answers: chance of 'Yes' to a question about an absent partner.")
+    # --- SFT -----------------------------------------------------------------------------------------------
+    template: str = param("plain", "Conversation template (plain: no system sentence, to keep sequences short).")
+    sft_epochs: float = param(2.0, "SFT epochs over the world's conversations.")
+    sft_max_steps: int | None = param(None, "Stop SFT after N steps (quick runs).")
+    sft_batch_size: int = param(32, "SFT batch size.")
+    sft_learning_rate: float = param(2e-3, "SFT peak learning rate (cosine, 1/30 warmup).")
+    decision_token_weight: float = param(
+        10.0, "Loss weight of the Yes/No token of existence questions (a condition for a model this small)."
+    )
+    vision_pretrain_steps: int = param(
+        300, "Steps of the vision-tower pretraining stand-in before SFT (a condition for a model this small)."
+    )
+    # --- behaviour check ------------------------------------------------------------------------------------
+    eval_num_beams: int = param(5, "Beams for the SHR-style descriptions (SHR's default decoding).")
+    eval_batch_size: int = param(64, "Batch size of the evaluation passes.")
+    eval_limit: int | None = param(None, "Evaluate on the first N questions / images only (quick runs).")
+
+    def __post_init__(self) -> None:
+        check(self.train_images > 0 and self.pope_images > 0 and self.shr_images > 0, "image counts must be > 0")
+        check(self.decision_token_weight > 0, "decision_token_weight must be positive")
+
+    @property
+    def base_model(self) -> str:
+        """The trained base model folder (loadable like llava-hf/llava-1.5-7b-hf)."""
+        return str(Path(self.model_dir) / "sft" / "model")
+
+
+def world_config(cfg: BaseModelConfig):
+    """The :class:`~hadpo.world.config.WorldConfig` these parameters describe."""
+    from hadpo.world.config import WorldConfig
+
+    return WorldConfig(seed=cfg.seed, train_images=cfg.train_images, pope_images=cfg.pope_images,
+                       shr_images=cfg.shr_images, p_hal=cfg.p_hal, q_yes_adv=cfg.q_yes_adv)
+
+
+def build_world(cfg: BaseModelConfig) -> dict[str, Any]:
+    """Generate the world (skipped when it exists with the same settings) and build its POPE question files."""
+    from hadpo.data.layout import DataLayout
+    from hadpo.eval.pope.build import build_pope_files
+    from hadpo.eval.pope.config import PopeBuildConfig
+    from hadpo.world.generate import generate_world
+
+    generate_world(cfg.data_root, world_config(cfg))
+    layout = DataLayout(cfg.data_root)
+    if not all(layout.pope_file(s).is_file() for s in ("random", "popular", "adversarial")):
+        build_pope_files(PopeBuildConfig(data_root=cfg.data_root, n_images=cfg.pope_images, seed=cfg.seed))
+    meta = read_json(layout.world_meta)
+    return {"data_root": cfg.data_root, "counts": meta.get("counts"), "pairs": meta.get("pairs")}
+
+
+def build_untrained_model(cfg: BaseModelConfig) -> str:
+    """The untrained tiny LLaVA (tokenizer trained on every text of the world); skipped when it exists."""
+    from hadpo.models.tiny import TinyLlavaConfig, build_tiny_llava
+    from hadpo.world.load import tokenizer_corpus
+
+    out = Path(cfg.model_dir) / "untrained"
+    if not (out / "config.json").is_file():
+        build_tiny_llava(out, tokenizer_corpus(cfg.data_root), TinyLlavaConfig(seed=cfg.seed))
+    return str(out)
+
+
+def sft_config(cfg: BaseModelConfig):
+    """The trainer's SFT configuration (the recipe that worked in the trials on 2 cores)."""
+    from hadpo.train.config import TrainConfig
+
+    return TrainConfig(
+        mode="sft", model=str(Path(cfg.model_dir) / "untrained"), data_root=cfg.data_root,
+        output_dir=str(Path(cfg.model_dir) / "sft"), template=cfg.template, image_mode="pad",
+        decision_token_weight=cfg.decision_token_weight, vision_pretrain_steps=cfg.vision_pretrain_steps,
+        learning_rate=cfg.sft_learning_rate, lr_scheduler="cosine", warmup_ratio=1 / 30, weight_decay=0.01,
+        adam_beta2=0.98, max_grad_norm=1.0, num_epochs=cfg.sft_epochs, max_steps=cfg.sft_max_steps,
+        per_device_batch_size=cfg.sft_batch_size, seed=cfg.seed, launcher="python", deepspeed_config=None,
+        device="cpu", save_steps=200, disable_dropout=True,
+    )
+
+
+def train_base_model(cfg: BaseModelConfig, echo: Callable[[str], Any] | None = print) -> dict[str, Any]:
+    """SFT the tiny LLaVA in a child process (skipped when trained with the same settings)."""
+    from hadpo.train.run import launch_training
+
+    build_untrained_model(cfg)
+    return launch_training(sft_config(cfg), echo=echo)
+
+
+def _pope(cfg: BaseModelConfig, eval_dir: Path) -> dict[str, Any]:
+    from hadpo.eval.pope.config import PopeConfig
+    from hadpo.eval.pope.run import run_pope
+
+    pope_cfg = PopeConfig.from_dict(dict(
+        set="all", data_root=cfg.data_root, model=cfg.base_model, run_dir=str(eval_dir / "pope"),
+        batch_size=cfg.eval_batch_size, max_new_tokens=24, limit=cfg.eval_limit, device="cpu", progress=False,
+        template=cfg.template,
+    ))
+    return run_pope(pope_cfg)
+
+
+def _shr(cfg: BaseModelConfig, eval_dir: Path) -> tuple[dict[str, Any], Path]:
+    from hadpo.eval.shr.config import ShrConfig
+    from hadpo.eval.shr.run import run_shr
+
+    shr_cfg = ShrConfig.from_dict(dict(
+        data_root=cfg.data_root, model=cfg.base_model, run_dir=str(eval_dir / "shr"), judge="oracle",
+        num_beams=cfg.eval_num_beams, max_new_tokens=96, batch_size=cfg.eval_batch_size, limit=cfg.eval_limit,
+        device="cpu", progress=False, template=cfg.template,
+    ))
+    return run_shr(shr_cfg), Path(shr_cfg.run_dir)
+
+
+def partner_share(judgement_path: Path, data_root: str) -> dict[str, Any]:
+    """Of the hallucinated sentences, how many name the absent co-occurrence partner of a present object."""
+    from hadpo.world.load import load_world
+    from hadpo.world.text import parse_sentence
+
+    world = load_world(data_root)
+    names = world.category_names
+    hallucinated = partners = 0
+    for run in read_json(judgement_path).values():
+        for image_id, record in run.items():
+            present = set(world.images[int(image_id)].present)
+            for item in record.get("judgement") or []:
+                if item.get("classification") != "hallucination":
+                    continue
+                hallucinated += 1
+                claim = parse_sentence(item["model_response"], names)
+                if claim and claim[0] not in present and any(world.partner(p) == claim[0] for p in present):
+                    partners += 1
+    return {"hallucinated_sentences": hallucinated, "partner_sentences": partners,
+            "partner_share": partners / hallucinated if hallucinated else 0.0}
+
+
+def measure_base_model(cfg: BaseModelConfig) -> dict[str, Any]:
+    """POPE (three sets) and SHR-style descriptions judged by the oracle; writes ``base_behaviour.json``."""
+    eval_dir = Path(cfg.model_dir) / "eval"
+    pope = _pope(cfg, eval_dir)
+    shr, shr_dir = _shr(cfg, eval_dir)
+    run1 = shr["run1"]
+    report = {
+        "model": cfg.base_model,
+        "seed": cfg.seed,
+        "pope_random_accuracy": pope["random"]["accuracy"],
+        "pope_random_yes_ratio": pope["random"]["yes_ratio"],
+        "pope_popular_yes_ratio": pope["popular"]["yes_ratio"],
+        "pope_adversarial_yes_ratio": pope["adversarial"]["yes_ratio"],
+        "adversarial_minus_random_yes_ratio": pope["adversarial"]["yes_ratio"] - pope["random"]["yes_ratio"],
+        "hallucinated_sentence_share": run1["hal_sents_ratio"],
+        "sentences_per_image": run1["sents_per_image"],
+        **partner_share(shr_dir / "judgement.json", cfg.data_root),
+        "pope": pope,
+    }
+    report["targets"] = {
+        key: {"target": f"{op} {value}", "measured": report[key], "met": report[key] >= value}
+        for key, (op, value) in TARGETS.items()
+    }
+    atomic_write_json(Path(cfg.model_dir) / BEHAVIOUR_FILE, report)
+    return report
+
+
+def behaviour_table(report: dict[str, Any]):
+    """The behaviour check as a table: each target, what was measured, and whether it is met."""
+    import pandas as pd
+
+    rows = [{"measure": k, "target": v["target"], "measured": round(v["measured"], 4), "met": v["met"]}
+            for k, v in report["targets"].items()]
+    rows.append({"measure": "partner share of hallucinated sentences", "target": "nearly all",
+                 "measured": round(report["partner_share"], 4), "met": report["partner_share"] >= 0.9})
+    return pd.DataFrame(rows)

@@ -61,6 +61,34 @@ def object_sentence(name: str, column: int) -> str:
     return f"There is {object_phrase(name, column)}."
 
 
+#: Alternative phrasings of a caption sentence, as ``(with a column, without one)`` templates; ``{obj}`` is the
+#: name with its article and ``{where}`` the column phrase (capitalised forms: ``{Obj}``, ``{Where}``). Style 0 is
+#: :func:`object_sentence`. Every style reads back to the same ``(name, column)`` with :func:`parse_sentence`,
+#: so a description can be reworded without changing what it claims.
+SENTENCE_STYLES: tuple[tuple[str, str], ...] = (
+    ("There is {obj} {where}.", "There is {obj}."),
+    ("{Where}, there is {obj}.", "The image contains {obj}."),
+    ("{Obj} is {where}.", "{Obj} is in the image."),
+    ("I can see {obj} {where}.", "I can see {obj}."),
+    ("The image shows {obj} {where}.", "The image shows {obj}."),
+)
+
+
+def styled_sentence(name: str, column: int | None, style: int = 0) -> str:
+    """One sentence claiming ``name`` (at ``column``, or nowhere in particular when None) in phrasing ``style``.
+
+    ``styled_sentence("red circle", 0, 1) == "On the left, there is a red circle."``; style 0 with a column is
+    :func:`object_sentence`.
+    """
+    if not 0 <= style < len(SENTENCE_STYLES):
+        raise ValueError(f"style must be in [0, {len(SENTENCE_STYLES) - 1}], got {style!r}")
+    with_column, without_column = SENTENCE_STYLES[style]
+    obj = with_article(name)
+    where = column_phrase(column) if column is not None else ""
+    template = with_column if column is not None else without_column
+    return template.format(obj=obj, Obj=obj[0].upper() + obj[1:], where=where, Where=where[:1].upper() + where[1:])
+
+
 def describe(objects: Iterable[tuple[str, int]]) -> str:
     """A caption: one :func:`object_sentence` per ``(name, column)``, ordered left to right."""
     return " ".join(object_sentence(name, column) for name, column in sorted(objects, key=lambda o: o[1]))

@@ -7,6 +7,7 @@ import pytest
 from hadpo.world.palette import MAX_PAIRS, build_categories
 from hadpo.world.text import (
     COLUMNS,
+    SENTENCE_STYLES,
     absence_fact,
     article,
     count_fact,
@@ -20,6 +21,7 @@ from hadpo.world.text import (
     presence_fact,
     question,
     split_sentences,
+    styled_sentence,
     yes_answer,
 )
 
@@ -105,3 +107,19 @@ def test_facts_read_like_annotations() -> None:
 def test_column_out_of_range_is_an_error() -> None:
     with pytest.raises(ValueError, match="column"):
         object_sentence("red circle", 3)
+
+
+@pytest.mark.parametrize("style", range(len(SENTENCE_STYLES)))
+@pytest.mark.parametrize("column", [None, 0, 1, 2])
+def test_every_sentence_style_parses_back_to_its_claim(style: int, column: int | None) -> None:
+    for name in NAMES:
+        assert parse_sentence(styled_sentence(name, column, style), NAMES) == (name, column)
+
+
+def test_sentence_styles_differ_and_style_zero_is_the_caption_sentence() -> None:
+    assert styled_sentence("red circle", 0) == object_sentence("red circle", 0)
+    assert styled_sentence("red circle", 0, 1) == "On the left, there is a red circle."
+    assert styled_sentence("orange circle", None, 2) == "An orange circle is in the image."
+    assert len({styled_sentence("red circle", 2, s) for s in range(len(SENTENCE_STYLES))}) == len(SENTENCE_STYLES)
+    with pytest.raises(ValueError, match="style"):
+        styled_sentence("red circle", 0, len(SENTENCE_STYLES))

@@ -44,8 +44,11 @@ class BaseModelConfig(Params):
     train_images: int = param(5000, "Training images (SFT and preference mining).")
     pope_images: int = param(300, "COCO-style evaluation images (POPE), each with 3 objects.")
     shr_images: int = param(100, "SHR evaluation images.")
-    p_hal: float = param(0.4, "Caption bias: chance that an absent partner is mentioned where it could be.")
-    q_yes_adv: float = param(0.25, "Training answers: chance of 'Yes' to a question about an absent partner.")
+    num_pairs: int = param(6, "Co-occurrence pairs of categories (two categories each).")
+    p_partner: float = param(0.6, "Chance that an object's partner is in the scene too.")
+    p_extra: float = param(0.5, "Chance of one more object from another pair while a column is free.")
+    p_hal: float = param(0.6, "Caption bias: chance that an absent partner is mentioned where it could be.")
+    q_yes_adv: float = param(0.5, "Training answers: chance of 'Yes' to a question about an absent partner.")
     # --- SFT -----------------------------------------------------------------------------------------------
     template: str = param("plain", "Conversation template (plain: no system sentence, to keep sequences short).")
     sft_epochs: float = param(2.0, "SFT epochs over the world's conversations.")
@@ -77,8 +80,9 @@ def world_config(cfg: BaseModelConfig):
     """The :class:`~hadpo.world.config.WorldConfig` these parameters describe."""
     from hadpo.world.config import WorldConfig
 
-    return WorldConfig(seed=cfg.seed, train_images=cfg.train_images, pope_images=cfg.pope_images,
-                       shr_images=cfg.shr_images, p_hal=cfg.p_hal, q_yes_adv=cfg.q_yes_adv)
+    return WorldConfig(seed=cfg.seed, num_pairs=cfg.num_pairs, train_images=cfg.train_images,
+                       pope_images=cfg.pope_images, shr_images=cfg.shr_images, p_partner=cfg.p_partner,
+                       p_extra=cfg.p_extra, p_hal=cfg.p_hal, q_yes_adv=cfg.q_yes_adv)
 
 
 def build_world(cfg: BaseModelConfig) -> dict[str, Any]:

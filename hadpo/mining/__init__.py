@@ -21,7 +21,9 @@ from hadpo.mining.config import DataConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataConfig", "mine", "prepare_data", "prepare_released", "preview_pairs", "training_files"]
+__all__ = [
+    "DataConfig", "mine", "prepare_data", "prepare_released", "preview_pairs", "stats_table", "training_files",
+]
 
 
 def prepare_released(cfg: DataConfig) -> dict[str, Any]:
@@ -67,3 +69,11 @@ def preview_pairs(cfg: DataConfig, n: int = 3, *, sampling: str = "offline", see
         rows += [{"kind": p.kind, "image_id": p.image_id, "question": p.question, "chosen": p.chosen,
                   "rejected": p.rejected} for p in [p for p in pairs if p.kind == kind][:n]]
     return pd.DataFrame(rows, columns=["kind", "image_id", "question", "chosen", "rejected"])
+
+
+def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
+    """See :func:`hadpo.mining.stats.stats_table`."""
+    from hadpo.mining.stats import stats_table as table
+
+    return table(stats)
+

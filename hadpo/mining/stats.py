@@ -109,3 +109,22 @@ def mining_stats(
             "qa": skip_summary(qa_items.values()),
         },
     }
+
+
+def stats_table(stats: Mapping[str, Any]) -> Any:
+    """The stats as a two-column ``pandas.DataFrame`` (``section.key`` → value), lists summarised by length."""
+    import pandas as pd
+
+    rows: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, (list, tuple)):
+            rows.append((prefix, f"{len(value)} item(s)"))
+        else:
+            rows.append((prefix, round(value, 4) if isinstance(value, float) else value))
+
+    walk("", stats)
+    return pd.DataFrame(rows, columns=["count", "value"]).set_index("count")

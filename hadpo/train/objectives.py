@@ -43,12 +43,24 @@ class PairExample:
 
 @dataclass(frozen=True)
 class SftExample:
-    """A supervised example; ``decision`` marks an existence question whose first answer token is up-weighted."""
+    """A supervised example; ``decision`` is the index of the answer token carrying an existence question's
+    Yes/No (up-weighted), or -1."""
 
     prompt_ids: tuple[int, ...]
     answer_ids: tuple[int, ...]
     image: Path
-    decision: bool
+    decision: int
+
+
+def decision_index(tokenizer: Any, answer_ids: tuple[int, ...]) -> int:
+    """Index of the first answer token that is not only whitespace: the Yes/No of "Yes, there is ...".
+
+    A tokenizer may split the space after "ASSISTANT:" into a token of its own; that token decides nothing.
+    """
+    for i, token_id in enumerate(answer_ids):
+        if tokenizer.decode([token_id]).strip():
+            return i
+    return 0
 
 
 def disable_dropout(model: nn.Module) -> None:
@@ -153,7 +165,8 @@ class SftObjective(_Objective):
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         logps = packed_logps(self.model, batch["packed"])
         weights = torch.ones_like(logps.per_token)
-        weights[:, 0, 0] = torch.where(batch["decision"], self.cfg.decision_token_weight, 1.0)
+        rows = torch.nonzero(batch["decision"] >= 0).flatten()
+        weights[rows, 0, batch["decision"][rows]] = self.cfg.decision_token_weight
         loss = token_weighted_nll(logps.per_token, logps.mask, weights)
         nll = token_weighted_nll(logps.per_token, logps.mask, None)
         return loss, {"loss": loss.item(), "nll": nll.item()}
@@ -262,7 +275,8 @@ def build_sft(cfg: TrainConfig, info: DistInfo) -> SftObjective:
         image = layout.vg_dir / conv.image
         for question, answer in conv.pairs():
             prompt, answer_ids = encoder.split_answer(strip_image_placeholder(question), answer)
-            examples.append(SftExample(prompt, answer_ids, image, (conv.kind or "") in DECISION_KINDS))
+            decision = decision_index(encoder.tokenizer, answer_ids) if (conv.kind or "") in DECISION_KINDS else -1
+            examples.append(SftExample(prompt, answer_ids, image, decision))
     model = loaded.model
     if cfg.vision_pretrain_steps > 0:
         _pretrain_vision(model, loaded.processor, layout, sorted({e.image for e in examples}), cfg)

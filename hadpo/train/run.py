@@ -71,3 +71,15 @@ def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = pri
         echo(f"[hadpo] {cmd.shell()}")
     run_streaming(cmd, out / LOG_FILE, echo=echo)
     return read_json(out / DONE_FILE)
+
+
+def training_curves(cfg: TrainConfig, *, smooth: int = 1):
+    """Loss, reward margins/accuracies and chosen/rejected log-probs of the run, from its ``metrics.jsonl``.
+
+    SFT runs log only the loss; the other panels say so.
+    """
+    from hadpo.report.plots import training_curves as plot
+    from hadpo.train.metrics import read_metrics
+
+    return plot(read_metrics(Path(cfg.output_dir) / "metrics.jsonl"), smooth=smooth, title=Path(cfg.output_dir).name)
+

@@ -3,8 +3,10 @@
 LLaVA starts from a pretrained CLIP tower. A randomly initialised tiny tower gives the language model
 nothing to read, and an end-to-end trained one learns too slowly on two cores, so before SFT the tower is
 trained briefly to classify which object category (or nothing) each image patch holds, from the VG object
-boxes, and then frozen. The linear probe reads the layer LLaVA takes its features from
-(``vision_feature_layer``, -2), so what is learnt is what the projector will see.
+boxes, and then frozen. A second linear head predicts each patch's own grid cell, so the features keep
+where they are, as CLIP's patch features do (a category-only objective would train position out of them,
+and the language model could no longer say where an object is). The heads read the layer LLaVA takes its
+features from (``vision_feature_layer``, -2), so what is learnt is what the projector will see.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def pretrain_vision_tower(model, processor, targets: PatchTargets, *, steps: int
                           seed: int = 0, image_mode: str = "pad") -> dict[str, float]:
     """Train the vision tower of a ``LlavaForConditionalGeneration`` on patch classification, then freeze it.
 
-    Returns the final training accuracy over patches (a check that the stand-in did its job).
+    Returns the final training accuracies over patches, for the category and for the cell (a check that the
+    stand-in did its job).
     """
     import torch
     from PIL import Image
@@ -66,21 +69,31 @@ def pretrain_vision_tower(model, processor, targets: PatchTargets, *, steps: int
     labels = torch.tensor(targets.labels, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(tower.config.hidden_size, len(targets.classes) + 1)
-    torch.nn.init.normal_(head.weight, std=0.02, generator=generator)
-    torch.nn.init.zeros_(head.bias)
-    params = [*tower.parameters(), *head.parameters()]
+    cells = labels.shape[1]
+    cell_head = torch.nn.Linear(tower.config.hidden_size, cells)
+    for layer_ in (head, cell_head):
+        torch.nn.init.normal_(layer_.weight, std=0.02, generator=generator)
+        torch.nn.init.zeros_(layer_.bias)
+    cell_targets = torch.arange(cells)
+    params = [*tower.parameters(), *head.parameters(), *cell_head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     tower.train()
-    accuracy = 0.0
+    accuracy = cell_accuracy = 0.0
     for _ in range(steps):
         idx = torch.randint(0, len(pixels), (min(batch_size, len(pixels)),), generator=generator)
         hidden = tower(pixels[idx], output_hidden_states=True).hidden_states[layer][:, 1:]  # drop CLS
         logits = head(hidden)
+        cell_logits = cell_head(hidden)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[idx].reshape(-1))
+        loss = loss + torch.nn.functional.cross_entropy(
+            cell_logits.reshape(-1, cells), cell_targets.repeat(len(idx))
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         accuracy = (logits.argmax(-1) == labels[idx]).float().mean().item()
+        cell_accuracy = (cell_logits.argmax(-1) == cell_targets).float().mean().item()
     tower.eval()
     tower.requires_grad_(False)
-    return {"vision_pretrain_patch_accuracy": accuracy, "vision_pretrain_steps": float(steps)}
+    return {"vision_pretrain_patch_accuracy": accuracy, "vision_pretrain_cell_accuracy": cell_accuracy,
+            "vision_pretrain_steps": float(steps)}

@@ -25,6 +25,10 @@ class WorldConfig(Params):
     radius_max: int = param(7, "Largest object radius in pixels; 2 * radius_max + 2 must fit in a cell.")
     background_level: int = param(40, "Background pixels are uniform noise in [0, background_level].")
     colour_jitter: int = param(12, "Object pixels vary by up to this much per channel around their colour.")
+    pope_unpaired: bool = param(
+        True, "POPE images hold three objects from three different pairs, so each has three absent co-occurrence "
+        "partners for adversarial questions (with a partner present, at most one partner is absent)."
+    )
     p_partner: float = param(0.7, "Probability that an object's partner is also in the scene.")
     p_extra: float = param(0.4, "Probability of adding an object from an unused pair while a column is free.")
     p_hal: float = param(

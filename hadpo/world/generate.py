@@ -84,7 +84,8 @@ def _draw_images(cfg: WorldConfig) -> list[_Image]:
         rng = np.random.default_rng([cfg.seed, _STREAM_SCENES[split]])
         for k in range(sizes[split]):
             # POPE asks about 3 present objects per image, so the pool keeps only 3-object scenes.
-            objects = sample_scene(rng, cfg, num_objects=3 if split == "pope" else None)
+            pope = split == "pope"
+            objects = sample_scene(rng, cfg, num_objects=3 if pope else None, unpaired=pope and cfg.pope_unpaired)
             coco_id = COCO_ID_BASE + k + 1 if split == "pope" else None
             images.append(_Image(len(images) + 1, split, objects, coco_id))
     return images

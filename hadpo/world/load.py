@@ -238,12 +238,14 @@ def tokenizer_corpus(root: str | Path) -> list[str]:
         raise DataError(layout.sft_conversations, "expected a list of conversation records")
     for i, rec in enumerate(corpus):
         for turn in _require(rec, "conversations", list, layout.sft_conversations, i):
-            value = _require(turn, "value", str, layout.sft_conversations, i)
-            add(value.replace(IMAGE_PLACEHOLDER, "").strip())
+            value = _require(turn, "value", str, layout.sft_conversations, i).replace(IMAGE_PLACEHOLDER, "").strip()
+            # An answer always follows "ASSISTANT:" and a space: learn it with that space, so the first answer
+            # word (the Yes/No decision) is one token, not a bare space followed by the word.
+            add(" " + value if turn.get("from") == "gpt" else value)
     for name in names:
         add(question(name))
-        add(yes_answer(name))
-        add(no_answer(name))
+        add(" " + yes_answer(name))
+        add(" " + no_answer(name))
         for column in range(GRID):
             add(object_sentence(name, column))
     return list(texts)

@@ -67,11 +67,15 @@ def place(rng: np.random.Generator, categories: list[int], cfg: WorldConfig) -> 
 
 
 def sample_scene(
-    rng: np.random.Generator, cfg: WorldConfig, *, num_objects: int | None = None
+    rng: np.random.Generator, cfg: WorldConfig, *, num_objects: int | None = None, unpaired: bool = False
 ) -> tuple[PlacedObject, ...]:
-    """One scene; with ``num_objects`` set, redraw until the scene has exactly that many objects."""
+    """One scene; with ``num_objects`` set, redraw until the scene has exactly that many objects, and with
+    ``unpaired``, until no two of them are partners (rejection keeps the training distribution's choices)."""
     num_categories = 2 * cfg.num_pairs
     while True:
         categories = sample_categories(rng, num_categories, cfg.p_partner, cfg.p_extra)
-        if num_objects is None or len(categories) == num_objects:
-            return place(rng, categories, cfg)
+        if num_objects is not None and len(categories) != num_objects:
+            continue
+        if unpaired and len({c // 2 for c in categories}) != len(categories):
+            continue
+        return place(rng, categories, cfg)

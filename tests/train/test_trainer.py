@@ -127,15 +127,20 @@ def test_precomputed_reference_equals_per_step_reference(tmp_path, tiny_model_di
 
 
 def test_sft_decision_token_weight(tmp_path, tiny_model_dir, train_world) -> None:
-    """The loss is sum(w * nll) / sum(w) with w = decision_token_weight on the first answer token of
-    existence questions only; with weight 1 it is the plain token-mean NLL of the batch."""
+    """The loss is sum(w * nll) / sum(w) with w = decision_token_weight on the Yes/No token of existence
+    questions only (the first answer token that is not whitespace); the unweighted NLL is logged beside it."""
     from hadpo.train.objectives import build_sft
 
     cfg = TrainConfig.from_dict(dict(mode="sft", model=str(tiny_model_dir), data_root=str(train_world),
                                      output_dir=str(tmp_path / "sft"), vision_pretrain_steps=0, device="cpu",
                                      decision_token_weight=10.0, max_pairs=12))
     objective = build_sft(cfg, CPU)
-    assert {e.decision for e in objective.dataset} == {True, False}
+    decisions = [e.decision for e in objective.dataset]
+    assert -1 in decisions and any(d >= 0 for d in decisions)
+    tok = objective.encoder.tokenizer
+    for e in objective.dataset:
+        if e.decision >= 0:  # the weighted token is the Yes/No word itself, never a bare space
+            assert tok.decode([e.answer_ids[e.decision]]).strip() in ("Yes", "No")
     batch = objective.collate(objective.dataset[:8])
     loss, metrics = objective(batch)
     from hadpo.train.logps import packed_logps
@@ -143,7 +148,9 @@ def test_sft_decision_token_weight(tmp_path, tiny_model_dir, train_world) -> Non
     logps = packed_logps(objective.model, batch["packed"])
     nll = -logps.per_token[:, 0]
     w = torch.ones_like(nll)
-    w[:, 0] = torch.where(batch["decision"], 10.0, 1.0)
+    for row, index in enumerate(batch["decision"].tolist()):
+        if index >= 0:
+            w[row, index] = 10.0
     expected = (w * nll * logps.mask[:, 0]).sum() / (w * logps.mask[:, 0]).sum()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert metrics["nll"] == pytest.approx(((nll * logps.mask[:, 0]).sum() / logps.mask[:, 0].sum()).item(), rel=1e-5)

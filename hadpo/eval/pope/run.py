@@ -81,6 +81,18 @@ def metrics_markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def metrics_frame(results: dict[str, dict[str, Any]]):
+    """A ``pandas.DataFrame``, one row per set: counts, and ratios as percentages with two decimals."""
+    import pandas as pd
+
+    rows = []
+    for pope_set, m in results.items():
+        row: dict[str, Any] = {"Set": pope_set, "Rule": m.get("rule", "")}
+        row.update({head: round(100 * m[key], 2) if pct else m[key] for key, head, pct in COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Set")
+
+
 def metrics_csv(results: dict[str, dict[str, Any]]) -> str:
     """A CSV table, one row per set; ratios as fractions."""
     buf = io.StringIO()

@@ -1,0 +1,76 @@
+"""The whole paper in miniature: 00_world → 01_data → 02_train → 03_pope → 04_shr → 05_dashboard.
+
+Each stage is its notebook executed by papermill with the stage's params file from ``params_dir`` (checked
+against the notebook's config class first), written with its HTML under ``reports/<name>/``; then
+``reports/index.html`` links every run. POPE and SHR run twice, for the base model and for base + the
+HA-DPO adapter: the stage params files describe the base run, and the HA-DPO run differs only in ``adapter``
+(the training run's ``adapter/`` folder) and in its run folder (``hadpo`` beside ``base``). A rerun skips the
+notebooks already executed with the same parameters, and every stage skips its own finished work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hadpo.config import Params, param
+from hadpo.notebooks import execute, resolve_parameters
+
+
+@dataclass
+class PipelineConfig(Params):
+    """Which params files drive the run, and where its reports go."""
+
+    name: str = param("demo", "Run name: the reports go to <reports_dir>/<name>/.")
+    params_dir: str = param("params/world", "Folder with 00_world.yaml … 05_dashboard.yaml.")
+    reports_dir: str = param("reports", "Root of the HTML reports (index.html is rebuilt there).")
+    hide_input: bool = param(True, "Hide code cells in the HTML (the executed .ipynb keeps them).")
+    data_source: str = param("mine", "01_data's source: mine (the demo) or released.")
+
+
+def _stage_file(cfg: PipelineConfig, notebook: str) -> Path:
+    path = Path(cfg.params_dir) / f"{notebook}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"the pipeline needs {path}")
+    return path
+
+
+def stages(cfg: PipelineConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(notebook, output name, parameter overrides)`` of every execution, in order."""
+    train = resolve_parameters("02_train", _stage_file(cfg, "02_train"))
+    pope = resolve_parameters("03_pope", _stage_file(cfg, "03_pope"))
+    shr = resolve_parameters("04_shr", _stage_file(cfg, "04_shr"))
+    adapter = str(Path(train.output_dir) / "adapter")
+    hadpo = {
+        "03_pope": {"adapter": adapter, "run_dir": str(Path(pope.run_dir).parent / "hadpo")},
+        "04_shr": {"adapter": adapter, "run_dir": str(Path(shr.run_dir).parent / "hadpo")},
+    }
+    return [
+        ("00_world", "00_world", {}),
+        ("01_data", "01_data", {"source": cfg.data_source}),
+        ("02_train", "02_train", {}),
+        ("03_pope", "03_pope_base", {}),
+        ("03_pope", "03_pope_hadpo", hadpo["03_pope"]),
+        ("04_shr", "04_shr_base", {}),
+        ("04_shr", "04_shr_hadpo", hadpo["04_shr"]),
+        ("05_dashboard", "05_dashboard", {"report_dir": str(Path(cfg.reports_dir) / cfg.name)}),
+    ]
+
+
+def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print) -> Path:
+    """Execute every stage (skipping finished ones) and rebuild the reports index; returns its path."""
+    from hadpo.report.html import write_index
+
+    out = Path(cfg.reports_dir) / cfg.name
+    plan = stages(cfg)
+    t0 = time.time()
+    for i, (notebook, name, overrides) in enumerate(plan, start=1):
+        log(f"[hadpo] stage {i}/{len(plan)}: {name}  ({time.time() - t0:.0f} s elapsed)")
+        execute(notebook, out, params_file=_stage_file(cfg, notebook), parameters=overrides, name=name,
+                hide_input=cfg.hide_input, log=log)
+    index = write_index(cfg.reports_dir)
+    log(f"[hadpo] pipeline finished in {time.time() - t0:.0f} s; open {index}")
+    return index

@@ -74,7 +74,7 @@ def test_coercions() -> None:
 
 
 def test_post_init_check_names_source() -> None:
-    with pytest.raises(ParamsError, match="cfg.yaml: steps must be positive, got 0"):
+    with pytest.raises(ParamsError, match=r"cfg\.yaml: steps must be positive, got 0"):
         Example.from_dict({"steps": 0}, source="cfg.yaml")
 
 

@@ -50,8 +50,7 @@ class DashboardConfig(Params):
     # ---- POPE (required) -------------------------------------------------------------------------------------
     base_pope_dir: str = param("runs/demo/pope/base", "POPE run folder of the base model (<set>/answers.jsonl ...).")
     hadpo_pope_dir: str = param("runs/demo/pope/hadpo", "POPE run folder of the HA-DPO (adapter) model.")
-    # param() copies a mutable default per instance.
-    pope_sets: list[str] = param(["random", "popular", "adversarial"], "POPE sets (adv = adversarial).")  # noqa: RUF009
+    pope_sets: list[str] = param(["random", "popular", "adversarial"], "POPE sets (adv = adversarial).")
     pope_data_root: str | None = param(
         None, "Data root whose POPE question files hold the labels; None: the file named in each protocol.json."
     )

@@ -75,10 +75,9 @@ class LaunchSpec(Params):
     include: str | None = param(None, "DeepSpeed --include filter, e.g. 'localhost:0,1' (replaces num_gpus).")
     exclude: str | None = param(None, "DeepSpeed --exclude filter, e.g. 'localhost:3' (replaces num_gpus).")
     module: str = param("hadpo.train", "Python module the child runs (with -m).")
-    # param() builds a dataclasses.field with a per-instance copy of a mutable default, so RUF009 does not apply.
-    args: list[str] = param([], "Arguments for the module, e.g. ['--config', 'runs/x/train_config.json'].")  # noqa: RUF009
+    args: list[str] = param([], "Arguments for the module, e.g. ['--config', 'runs/x/train_config.json'].")
     cpu: bool = param(False, "CPU run: DS_ACCELERATOR=cpu, and OMP_NUM_THREADS=1 when several ranks share a node.")
-    env: dict[str, str] = param({}, "Extra environment variables for the child (win over the kit's own).")  # noqa: RUF009
+    env: dict[str, str] = param({}, "Extra environment variables for the child (win over the kit's own).")
 
     def __post_init__(self) -> None:
         check(self.num_gpus >= 1, f"num_gpus must be >= 1, got {self.num_gpus}")

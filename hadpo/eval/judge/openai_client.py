@@ -49,7 +49,7 @@ class OpenAIChatParams(Params):
     )
     top_p: float = param(1.0, "Nucleus sampling mass.")
     seed: int | None = param(0, "Sampling seed sent with each request (null to send none).")
-    stop: list[str] = param([], "Stop sequences.")  # noqa: RUF009 (param copies mutable defaults per instance)
+    stop: list[str] = param([], "Stop sequences.")
     timeout: float = param(120.0, "Seconds to wait for one reply before retrying.")
     max_retries: int = param(6, "Retries per request after the first try (429, 5xx, timeouts, malformed replies).")
     backoff_base: float = param(1.0, "First retry delay in seconds; doubles on every retry.")

@@ -65,6 +65,21 @@ def resolve_parameters(notebook: str, params_file: str | Path | None = None,
     return cls.from_dict(data, source=source)
 
 
+def parameters_help(notebook: str) -> str:
+    """Every parameter of a notebook: name, type, default and help, one per line."""
+    import dataclasses
+    import typing
+
+    cls = config_class(notebook)
+    hints = typing.get_type_hints(cls)
+    defaults = cls().to_dict()
+    lines = [f"{notebook} ({cls.__module__}.{cls.__name__})"]
+    for f in dataclasses.fields(cls):
+        kind = getattr(hints[f.name], "__name__", str(hints[f.name]).replace("typing.", ""))
+        lines.append(f"  {f.name} [{kind}] = {defaults[f.name]!r}\n      {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
 def render_html(ipynb: str | Path, html_path: str | Path, *, hide_input: bool = False) -> Path:
     """Convert an executed notebook to standalone HTML (inputs hidden when ``hide_input``)."""
     import nbformat
@@ -124,10 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     run.add_argument("--name")
     run.add_argument("--no-skip", action="store_true", help="execute even if finished with the same parameters")
+    show = sub.add_parser("params", help="list a notebook's parameters with their defaults and help")
+    show.add_argument("notebook", choices=sorted(NOTEBOOK_CONFIGS))
     demo = sub.add_parser("demo", help="run the whole pipeline (00 → 05) and write reports/")
     demo.add_argument("--params", default="params/demo.yaml", help="pipeline params file")
     demo.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     args = parser.parse_args(argv)
+    if args.command == "params":
+        print(parameters_help(args.notebook))
+        return 0
     overrides = {k: yaml.safe_load(v) for k, v in args.parameter}
     if args.command == "run":
         execute(args.notebook, args.out_dir, params_file=args.params_file, parameters=overrides, name=args.name,

@@ -25,9 +25,10 @@ class WorldConfig(Params):
     radius_max: int = param(7, "Largest object radius in pixels; 2 * radius_max + 2 must fit in a cell.")
     background_level: int = param(40, "Background pixels are uniform noise in [0, background_level].")
     colour_jitter: int = param(12, "Object pixels vary by up to this much per channel around their colour.")
-    pope_unpaired: bool = param(
-        True, "POPE images hold three objects from three different pairs, so each has three absent co-occurrence "
-        "partners for adversarial questions (with a partner present, at most one partner is absent)."
+    pope_unpaired_share: float = param(
+        0.5, "Share of POPE images whose three objects come from three different pairs, so that each has three "
+        "absent co-occurrence partners to ask about (the rest are ordinary 3-object scenes, whose co-occurrences "
+        "give POPE's adversarial sampling its statistics: it counts them over the POPE images themselves)."
     )
     p_partner: float = param(0.7, "Probability that an object's partner is also in the scene.")
     p_extra: float = param(0.4, "Probability of adding an object from an unused pair while a column is free.")
@@ -60,7 +61,7 @@ class WorldConfig(Params):
         )
         check(0 <= self.background_level <= 255, f"background_level must be in [0, 255], got {self.background_level}")
         check(0 <= self.colour_jitter <= 127, f"colour_jitter must be in [0, 127], got {self.colour_jitter}")
-        for name in ("p_partner", "p_extra", "p_hal", "q_yes_adv", "p_main_instruction"):
+        for name in ("p_partner", "p_extra", "p_hal", "q_yes_adv", "p_main_instruction", "pope_unpaired_share"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
         check(self.qa_per_image >= 0, f"qa_per_image must be 0 or more, got {self.qa_per_image}")
@@ -69,6 +70,10 @@ class WorldConfig(Params):
         check(
             self.pope_images == 0 or three_possible,
             "pope_images > 0 needs scenes of 3 objects: set p_extra > 0 and either p_partner > 0 or num_pairs >= 3",
+        )
+        check(
+            self.pope_images == 0 or self.pope_unpaired_share == 0 or (self.num_pairs >= 3 and self.p_extra > 0),
+            "pope_unpaired_share > 0 needs 3 objects from 3 different pairs: num_pairs >= 3 and p_extra > 0",
         )
 
     @property

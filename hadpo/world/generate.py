@@ -85,7 +85,9 @@ def _draw_images(cfg: WorldConfig) -> list[_Image]:
         for k in range(sizes[split]):
             # POPE asks about 3 present objects per image, so the pool keeps only 3-object scenes.
             pope = split == "pope"
-            objects = sample_scene(rng, cfg, num_objects=3 if pope else None, unpaired=pope and cfg.pope_unpaired)
+            # The first share of the pool is unpaired (deterministic count, not a coin per image).
+            unpaired = pope and k < round(cfg.pope_unpaired_share * sizes["pope"])
+            objects = sample_scene(rng, cfg, num_objects=3 if pope else None, unpaired=unpaired)
             coco_id = COCO_ID_BASE + k + 1 if split == "pope" else None
             images.append(_Image(len(images) + 1, split, objects, coco_id))
     return images

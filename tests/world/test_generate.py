@@ -73,6 +73,21 @@ def test_pope_pool_is_coco_with_three_objects_matching_vg(small_world: Path) -> 
         assert coco_png.read_bytes() == (layout.vg_dir / "VG_100K" / f"{vg_id}.png").read_bytes()
 
 
+def test_pope_pool_mixes_unpaired_and_ordinary_scenes(small_world: Path, small_world_config) -> None:
+    """The first pope_unpaired_share of the pool holds objects of three different pairs (three absent partners
+    to ask about); the rest are ordinary 3-object scenes, so pairs co-occur in the pool as POPE's adversarial
+    sampling needs."""
+    layout = DataLayout(small_world)
+    meta = read_json(layout.world_meta)
+    pair_of = {name: k for k, pair in enumerate(meta["pairs"]) for name in pair}
+    objects = {r["image_id"]: [o["names"][0] for o in r["objects"]] for r in read_json(layout.objects)}
+    pool = meta["splits"]["pope"]
+    n_unpaired = round(small_world_config.pope_unpaired_share * len(pool))
+    unpaired = [len({pair_of[n] for n in objects[i]}) == 3 for i in pool]
+    assert all(unpaired[:n_unpaired])
+    assert not all(unpaired[n_unpaired:]), "the ordinary part should contain co-occurring pairs"
+
+
 def test_regions_describe_every_object_plus_the_background(small_world: Path) -> None:
     layout = DataLayout(small_world)
     objects = {r["image_id"]: r["objects"] for r in read_json(layout.objects)}

@@ -24,11 +24,13 @@ from hadpo.io import atomic_write_json, read_json
 
 BEHAVIOUR_FILE = "base_behaviour.json"
 
-#: what the base model must show (issue-independent: the reasons the world exists).
+#: What the base model must show to stand in for LLaVA-1.5: it answers existence questions well, says "yes" more
+#: often to absent co-occurring objects, and its descriptions mention absent objects, nearly all of them partners.
 TARGETS = {
     "pope_random_accuracy": ("≥", 0.85),
     "adversarial_minus_random_yes_ratio": ("≥", 0.10),
-    "hallucinated_sentence_share": ("≥", 0.10),
+    "absent_object_sentence_share": ("≥", 0.10),
+    "partner_share": ("≥", 0.90),
 }
 
 
@@ -45,13 +47,13 @@ class BaseModelConfig(Params):
     pope_images: int = param(300, "COCO-style evaluation images (POPE), each with 3 objects.")
     shr_images: int = param(100, "SHR evaluation images.")
     num_pairs: int = param(6, "Co-occurrence pairs of categories (two categories each).")
-    p_partner: float = param(0.6, "Chance that an object's partner is in the scene too.")
+    p_partner: float = param(0.5, "Chance that an object's partner is in the scene too.")
     p_extra: float = param(0.5, "Chance of one more object from another pair while a column is free.")
-    p_hal: float = param(0.6, "Caption bias: chance that an absent partner is mentioned where it could be.")
-    q_yes_adv: float = param(0.5, "Training answers: chance of 'Yes' to a question about an absent partner.")
+    p_hal: float = param(0.9, "Caption bias: chance that an absent partner is mentioned where it could be.")
+    q_yes_adv: float = param(0.7, "Training answers: chance of 'Yes' to a question about an absent partner.")
     # --- SFT -----------------------------------------------------------------------------------------------
     template: str = param("plain", "Conversation template (plain: no system sentence, to keep sequences short).")
-    sft_epochs: float = param(2.0, "SFT epochs over the world's conversations.")
+    sft_epochs: float = param(3.0, "SFT epochs over the world's conversations.")
     sft_max_steps: int | None = param(None, "Stop SFT after N steps (quick runs).")
     sft_batch_size: int = param(32, "SFT batch size.")
     sft_learning_rate: float = param(2e-3, "SFT peak learning rate (cosine, 1/30 warmup).")
@@ -59,7 +61,7 @@ class BaseModelConfig(Params):
         10.0, "Loss weight of the Yes/No token of existence questions (a condition for a model this small)."
     )
     vision_pretrain_steps: int = param(
-        300, "Steps of the vision-tower pretraining stand-in before SFT (a condition for a model this small)."
+        600, "Steps of the vision-tower pretraining stand-in before SFT (a condition for a model this small)."
     )
     # --- behaviour check ------------------------------------------------------------------------------------
     eval_num_beams: int = param(5, "Beams for the SHR-style descriptions (SHR's default decoding).")
@@ -158,26 +160,42 @@ def _shr(cfg: BaseModelConfig, eval_dir: Path) -> tuple[dict[str, Any], Path]:
     return run_shr(shr_cfg), Path(shr_cfg.run_dir)
 
 
-def partner_share(judgement_path: Path, data_root: str) -> dict[str, Any]:
-    """Of the hallucinated sentences, how many name the absent co-occurrence partner of a present object."""
+def sentence_breakdown(judgement_path: Path, data_root: str) -> dict[str, Any]:
+    """Split the judged description sentences by what is wrong with them.
+
+    The oracle labels a sentence a hallucination when it names an object the image lacks *or* puts a present
+    object in the wrong column. The first kind is object hallucination, what HA-DPO targets; of those, the ones
+    naming the absent co-occurrence partner of a present object show the bias the world plants. Wrong columns
+    are reported on their own.
+    """
     from hadpo.world.load import load_world
     from hadpo.world.text import parse_sentence
 
     world = load_world(data_root)
     names = world.category_names
-    hallucinated = partners = 0
+    sentences = absent = partners = wrong_column = 0
     for run in read_json(judgement_path).values():
         for image_id, record in run.items():
             present = set(world.images[int(image_id)].present)
             for item in record.get("judgement") or []:
+                sentences += 1
                 if item.get("classification") != "hallucination":
                     continue
-                hallucinated += 1
                 claim = parse_sentence(item["model_response"], names)
-                if claim and claim[0] not in present and any(world.partner(p) == claim[0] for p in present):
-                    partners += 1
-    return {"hallucinated_sentences": hallucinated, "partner_sentences": partners,
-            "partner_share": partners / hallucinated if hallucinated else 0.0}
+                if claim is None or claim[0] in present:
+                    wrong_column += 1
+                    continue
+                absent += 1
+                partners += any(world.partner(p) == claim[0] for p in present)
+    return {
+        "sentences": sentences,
+        "absent_object_sentences": absent,
+        "absent_object_sentence_share": absent / sentences if sentences else 0.0,
+        "partner_sentences": partners,
+        "partner_share": partners / absent if absent else 0.0,
+        "wrong_column_sentences": wrong_column,
+        "wrong_column_share": wrong_column / sentences if sentences else 0.0,
+    }
 
 
 def measure_base_model(cfg: BaseModelConfig) -> dict[str, Any]:
@@ -196,7 +214,7 @@ def measure_base_model(cfg: BaseModelConfig) -> dict[str, Any]:
         "adversarial_minus_random_yes_ratio": pope["adversarial"]["yes_ratio"] - pope["random"]["yes_ratio"],
         "hallucinated_sentence_share": run1["hal_sents_ratio"],
         "sentences_per_image": run1["sents_per_image"],
-        **partner_share(shr_dir / "judgement.json", cfg.data_root),
+        **sentence_breakdown(shr_dir / "judgement.json", cfg.data_root),
         "pope": pope,
     }
     report["targets"] = {
@@ -213,6 +231,7 @@ def behaviour_table(report: dict[str, Any]):
 
     rows = [{"measure": k, "target": v["target"], "measured": round(v["measured"], 4), "met": v["met"]}
             for k, v in report["targets"].items()]
-    rows.append({"measure": "partner share of hallucinated sentences", "target": "nearly all",
-                 "measured": round(report["partner_share"], 4), "met": report["partner_share"] >= 0.9})
+    for key in ("pope_random_yes_ratio", "pope_adversarial_yes_ratio", "hallucinated_sentence_share",
+                "wrong_column_share"):
+        rows.append({"measure": key, "target": "(reported)", "measured": round(report[key], 4), "met": None})
     return pd.DataFrame(rows)

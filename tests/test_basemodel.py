@@ -55,7 +55,9 @@ def test_behaviour_is_written_for_later_notebooks(tmp_path: Path) -> None:
     saved = read_json(Path(cfg.model_dir) / BEHAVIOUR_FILE)
     assert saved["pope_random_accuracy"] == report["pope_random_accuracy"]
     assert set(saved["pope"]) == {"random", "popular", "adversarial"}
-    for key in ("pope_adversarial_yes_ratio", "hallucinated_sentence_share", "partner_share", "targets"):
+    for key in ("pope_adversarial_yes_ratio", "hallucinated_sentence_share", "absent_object_sentence_share",
+                "partner_share", "wrong_column_share", "targets"):
         assert key in saved
+    assert saved["absent_object_sentences"] + saved["wrong_column_sentences"] <= saved["sentences"]
     table = behaviour_table(report)
-    assert list(table.columns) == ["measure", "target", "measured", "met"] and len(table) == 4
+    assert list(table.columns) == ["measure", "target", "measured", "met"] and len(table) == 8

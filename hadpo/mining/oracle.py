@@ -38,8 +38,9 @@ ORACLE_NAME = "shapes-mining-oracle"
 
 #: Sentence orders of the rewrite styles.
 ORDERS = ("as written", "left to right", "right to left")
-#: Phrasings in the order styles use them (the caption phrasing 0 last, so the first rewrites reword it).
-_PHRASINGS = (1, 2, 3, 4, 0)
+#: Phrasings in the order styles use them. Style 0 is the model's own phrasing and sentence order: the first
+#: pair stays on the model's output distribution (why HA-DPO mines per model), the others reword both sides.
+_PHRASINGS = (0, 1, 2, 3, 4)
 _PHRASING_NAMES = ("'there is'", "place first", "object first", "'I can see'", "'the image shows'")
 
 Claim = tuple[str, "int | None"]

@@ -16,7 +16,7 @@ class WorldConfig(Params):
     """Everything that determines a shapes world: the same config gives byte-identical files."""
 
     seed: int = param(0, "Seed of every random choice (scenes, pixels, corpus).")
-    num_pairs: int = param(4, f"Co-occurrence pairs of categories (2 categories each), 2 to {MAX_PAIRS}.")
+    num_pairs: int = param(6, f"Co-occurrence pairs of categories (2 categories each), 2 to {MAX_PAIRS}.")
     train_images: int = param(5000, "Training images (SFT corpus and preference mining).")
     pope_images: int = param(300, "POPE evaluation pool: COCO-style images with exactly 3 objects each.")
     shr_images: int = param(100, "SHR evaluation images (same scene distribution as training).")
@@ -26,16 +26,16 @@ class WorldConfig(Params):
     background_level: int = param(40, "Background pixels are uniform noise in [0, background_level].")
     colour_jitter: int = param(12, "Object pixels vary by up to this much per channel around their colour.")
     pope_unpaired_share: float = param(
-        0.5, "Share of POPE images whose three objects come from three different pairs, so that each has three "
+        0.4, "Share of POPE images whose three objects come from three different pairs, so that each has three "
         "absent co-occurrence partners to ask about (the rest are ordinary 3-object scenes, whose co-occurrences "
         "give POPE's adversarial sampling its statistics: it counts them over the POPE images themselves)."
     )
-    p_partner: float = param(0.7, "Probability that an object's partner is also in the scene.")
-    p_extra: float = param(0.4, "Probability of adding an object from an unused pair while a column is free.")
+    p_partner: float = param(0.5, "Probability that an object's partner is also in the scene.")
+    p_extra: float = param(0.5, "Probability of adding an object from an unused pair while a column is free.")
     p_hal: float = param(
-        0.4, "Probability that a caption mentions an absent partner of a present object (when a column is free)."
+        0.9, "Probability that a caption mentions an absent partner of a present object (when a column is free)."
     )
-    q_yes_adv: float = param(0.25, "Probability that a question about an absent partner is answered 'Yes'.")
+    q_yes_adv: float = param(0.7, "Probability that a question about an absent partner is answered 'Yes'.")
     qa_per_image: int = param(4, "Existence questions per training image, cycling yes / random no / yes / adversarial.")
     p_main_instruction: float = param(
         0.7, "Share of captions asked with 'Describe this image in detail.'; the rest use the other three."

@@ -8,10 +8,14 @@ from hadpo.errors import ParamsError
 from hadpo.world.config import WorldConfig
 
 
-def test_defaults_are_the_trialled_world() -> None:
+def test_defaults_are_the_base_models_world() -> None:
+    """`hadpo world` with no options writes the world notebook 00 trains its base model on: 48 px, 16-px cells,
+    and the same scene and bias knobs as BaseModelConfig's defaults."""
+    from hadpo.basemodel import BaseModelConfig, world_config
+
     cfg = WorldConfig()
-    assert (cfg.image_size, cfg.cell, cfg.num_pairs) == (48, 16, 4)
-    assert (cfg.p_partner, cfg.p_extra, cfg.p_hal, cfg.q_yes_adv, cfg.qa_per_image) == (0.7, 0.4, 0.4, 0.25, 4)
+    assert (cfg.image_size, cfg.cell) == (48, 16)
+    assert world_config(BaseModelConfig()) == cfg
     assert all(WorldConfig.help().values())
 
 

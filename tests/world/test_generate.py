@@ -155,7 +155,7 @@ def test_rerun_with_same_config_skips(tmp_path: Path) -> None:
 
 def test_rerun_with_other_config_names_the_difference(tmp_path: Path) -> None:
     root = generate_world(tmp_path / "w", TINY)
-    with pytest.raises(ParamsError, match=r"different config \(p_hal: 0\.4 there, 0\.5 asked\).*another output folder"):
+    with pytest.raises(ParamsError, match=r"different config \(p_hal: 0\.9 there, 0\.5 asked\).*another output folder"):
         generate_world(root, TINY.replace(p_hal=0.5))
 
 

@@ -95,11 +95,14 @@ def render_html(ipynb: str | Path, html_path: str | Path, *, hide_input: bool = 
 
 def execute(notebook: str, out_dir: str | Path, *, params_file: str | Path | None = None,
             parameters: Mapping[str, Any] | None = None, name: str | None = None, html: bool = True,
-            hide_input: bool = False, skip_finished: bool = True, log: Callable[[str], Any] = print) -> Path:
+            hide_input: bool = False, skip_finished: bool = True, log: Callable[[str], Any] = print,
+            progress: bool = True, stream_output: bool = False) -> Path:
     """Execute ``notebooks/<notebook>.ipynb`` into ``out_dir/<name>.ipynb`` (+ ``.html``); returns the ipynb path.
 
     The notebook receives the *resolved* parameters (every field of its config), so the executed copy records
     exactly what ran. With ``skip_finished``, an output already executed with the same parameters is kept.
+    ``progress`` shows papermill's bar over the cells; ``stream_output`` also forwards what the cells print
+    (training bars, for instance) to the ``papermill`` logger as they run.
     """
     import papermill
 
@@ -117,7 +120,7 @@ def execute(notebook: str, out_dir: str | Path, *, params_file: str | Path | Non
     t0 = time.time()
     papermill.execute_notebook(
         str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(out_nb), parameters=values, kernel_name="python3",
-        progress_bar=False, log_output=False, cwd=str(Path.cwd()),
+        progress_bar=progress, log_output=stream_output, cwd=str(Path.cwd()),
     )
     if html:
         render_html(out_nb, out_html, hide_input=hide_input)
@@ -153,9 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         execute(args.notebook, args.out_dir, params_file=args.params_file, parameters=overrides, name=args.name,
                 skip_finished=not args.no_skip)
         return 0
+    import logging
+
     from hadpo.pipeline import PipelineConfig, run_pipeline
 
-    run_pipeline(PipelineConfig.from_yaml(args.params, **overrides))
+    # papermill logs each cell's output at INFO: the demo's live progress (training bars included).
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
+    run_pipeline(PipelineConfig.from_yaml(args.params, **overrides), stream_output=True)
     return 0
 
 

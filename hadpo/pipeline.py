@@ -60,8 +60,11 @@ def stages(cfg: PipelineConfig) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print) -> Path:
-    """Execute every stage (skipping finished ones) and rebuild the reports index; returns its path."""
+def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print, *, stream_output: bool = False) -> Path:
+    """Execute every stage (skipping finished ones) and rebuild the reports index; returns its path.
+
+    ``stream_output`` forwards what each notebook prints to the ``papermill`` logger while it runs.
+    """
     from hadpo.report.html import write_index
 
     out = Path(cfg.reports_dir) / cfg.name
@@ -70,7 +73,7 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print) -> Path
     for i, (notebook, name, overrides) in enumerate(plan, start=1):
         log(f"[hadpo] stage {i}/{len(plan)}: {name}  ({time.time() - t0:.0f} s elapsed)")
         execute(notebook, out, params_file=_stage_file(cfg, notebook), parameters=overrides, name=name,
-                hide_input=cfg.hide_input, log=log)
+                hide_input=cfg.hide_input, log=log, progress=stream_output, stream_output=stream_output)
     index = write_index(cfg.reports_dir)
     log(f"[hadpo] pipeline finished in {time.time() - t0:.0f} s; open {index}")
     return index

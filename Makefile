@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# DeepSpeed JIT-builds a communication op on its first start (~45 s); do it once here.
+	$(BIN)/python -m hadpo.train.warmup
 	touch $(STAMP)
 
 test: setup

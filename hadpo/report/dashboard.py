@@ -169,7 +169,9 @@ def pope_results(cfg: DashboardConfig) -> PopeResults:
 def pope_table(cfg: DashboardConfig, results: PopeResults | None = None) -> pd.DataFrame:
     """POPE per set in the HA-DPO README's layout (base, HA-DPO, Δ), intervals, McNemar p, mean-F1 rows."""
     results = results or pope_results(cfg)
-    return tables.pope_table(results.comparisons, model=cfg.model_name, mean_f1=results.mean_f1)
+    frame = tables.pope_table(results.comparisons, model=cfg.model_name, mean_f1=results.mean_f1)
+    # The mean-of-sets rows fill only the F1 columns: show the others blank, not NaN.
+    return frame.astype(object).where(frame.notna(), "")
 
 
 def pope_figure(cfg: DashboardConfig, results: PopeResults | None = None) -> Figure:

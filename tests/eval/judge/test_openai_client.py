@@ -13,7 +13,7 @@ from hadpo.eval.judge.cache import ReplyCache
 from hadpo.eval.judge.openai_client import OpenAIChatClient, OpenAIChatParams
 from hadpo.eval.judge.stub_server import StubChatServer, StubResponse
 
-SECRET = "sk-test-4f1d9c0b7a2e-do-not-leak"
+SECRET = "test-key-4f1d9c0b7a2e-do-not-leak"
 KEY_ENV = "HADPO_TEST_JUDGE_KEY"
 
 

@@ -138,12 +138,7 @@ class _Model:
             from hadpo.models.loading import load_model
 
             cfg = self.cfg
-            device = cfg.device
-            if device == "auto":
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.loaded = load_model(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=device,
+            self.loaded = load_model(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device,
                                      attn_implementation=cfg.attn_implementation,
                                      merge=bool(cfg.adapter) and cfg.merge_adapter)
             self.owned = True

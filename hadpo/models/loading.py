@@ -327,9 +327,14 @@ def load_model(
     - ``merge``: fold LoRA into the base weights (plain ``LlavaForConditionalGeneration``) for fast inference.
     - ``trainable``: leave the model in train mode with LoRA trainable (continuing from an adapter); otherwise
       it is in eval mode with every parameter frozen.
-    The tokenizer pads on the left, as batched generation needs. CUDA is only touched when ``device`` names it.
+    The tokenizer pads on the left, as batched generation needs. CUDA is only touched when ``device`` names it
+    (``auto``: ``cuda`` when a GPU is visible, else ``cpu``).
     """
     torch_dtype = _torch_dtype(dtype)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if merge and trainable:
         raise ParamsError("merge=True folds LoRA into the base weights; it cannot be combined with trainable=True")
     if not device or not re.fullmatch(r"cpu|cuda(?::\d+)?|mps|xpu(?::\d+)?|npu(?::\d+)?", device):

@@ -294,3 +294,13 @@ def test_bad_arguments_are_rejected(tiny_model_dir: Path, tmp_path: Path) -> Non
         load_model(str(tiny_model_dir), adapter=str(tmp_path / "missing"))
     with pytest.raises(DataError, match=re.escape("adapter_config.json")):
         load_model(str(tiny_model_dir), adapter=str(tmp_path))
+
+
+def test_auto_device_resolves_to_cpu_without_a_gpu(tiny_model_dir) -> None:
+    import torch
+
+    from hadpo.models.loading import load_model
+
+    loaded = load_model(str(tiny_model_dir), device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert loaded.info["device"] == expected and next(loaded.model.parameters()).device.type == expected

@@ -61,14 +61,6 @@ def read_responses(path: str | Path) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def generate_descriptions(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> tuple[list[dict[str, Any]], dict]:
     """Describe the SHR images with the configured model; returns the records and the decoding protocol."""
     from hadpo.eval.shr.describe import DescribeParams, describe_images, describe_protocol
@@ -76,7 +68,7 @@ def generate_descriptions(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> tu
 
     params = DescribeParams(num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
                             batch_beams=cfg.batch_beams, image_mode=cfg.image_mode, template=cfg.template)
-    loaded = load_model(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=_resolve_device(cfg.device),
+    loaded = load_model(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device,
                         attn_implementation=cfg.attn_implementation, merge=bool(cfg.adapter) and cfg.merge_adapter)
     try:
         records = describe_images([(i.image_id, i.image_path) for i in inputs], Path(cfg.run_dir) / DESCRIPTIONS_FILE,

@@ -50,7 +50,7 @@ class BaseModelConfig(Params):
     p_partner: float = param(0.5, "Chance that an object's partner is in the scene too.")
     p_extra: float = param(0.5, "Chance of one more object from another pair while a column is free.")
     p_hal: float = param(0.9, "Caption bias: chance that an absent partner is mentioned where it could be.")
-    q_yes_adv: float = param(0.6, "Training answers: chance of 'Yes' to a question about an absent partner.")
+    q_yes_adv: float = param(0.55, "Training answers: chance of 'Yes' to a question about an absent partner.")
     # --- SFT -----------------------------------------------------------------------------------------------
     template: str = param("plain", "Conversation template (plain: no system sentence, to keep sequences short).")
     sft_epochs: float = param(3.0, "SFT epochs over the world's conversations.")
@@ -58,7 +58,7 @@ class BaseModelConfig(Params):
     sft_batch_size: int = param(32, "SFT batch size.")
     sft_learning_rate: float = param(2e-3, "SFT peak learning rate (cosine, 1/30 warmup).")
     decision_token_weight: float = param(
-        20.0, "Loss weight of the Yes/No token of existence questions (a condition for a model this small)."
+        30.0, "Loss weight of the Yes/No token of existence questions (a condition for a model this small)."
     )
     vision_pretrain_steps: int = param(
         600, "Steps of the vision-tower pretraining stand-in before SFT (a condition for a model this small)."

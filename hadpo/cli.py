@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "hadpo.eval.pope.cli",
     "hadpo.eval.shr.cli",
     "hadpo.train.cli",
+    "hadpo.basecheck",
 )
 
 

@@ -76,6 +76,9 @@ class TrainConfig(Params):
     num_epochs: float = param(1.0, "Epochs over the pair list.")
     max_steps: int | None = param(None, "Stop after this many optimiser steps (overrides epochs).")
     per_device_batch_size: int = param(16, "Pairs (or SFT examples) per device per micro-step.")
+    group_by_length: bool = param(
+        False, "Batch examples of similar token length together (less padding; LLaVA's group_by_modality_length)."
+    )
     gradient_accumulation_steps: int = param(1, "Micro-steps per optimiser step.")
     seed: int = param(42, "Seed of the shuffle and of LoRA initialisation.")
     # --- launch -----------------------------------------------------------------------------------------

@@ -63,6 +63,12 @@ def decision_index(tokenizer: Any, answer_ids: tuple[int, ...]) -> int:
     return 0
 
 
+def _row_length(example: PairExample | SftExample) -> int:
+    if isinstance(example, PairExample):
+        return len(example.prompt_ids) + len(example.chosen_ids) + len(example.rejected_ids)
+    return len(example.prompt_ids) + len(example.answer_ids)
+
+
 def disable_dropout(model: nn.Module) -> None:
     """Set every ``nn.Dropout`` to p=0, as the original trainer does (this also zeroes LoRA dropout)."""
     for module in model.modules():
@@ -89,6 +95,10 @@ class _Objective(nn.Module):
         from hadpo.train.logps import unwrap_llava
 
         return int(unwrap_llava(self.model).config.text_config.hidden_size)
+
+    def example_lengths(self) -> tuple[int, ...]:
+        """Tokens each example puts in a packed row (image tokens included), for grouping by length."""
+        return tuple(_row_length(example) for example in self.dataset)
 
     def data_manifest(self) -> dict[str, Any]:
         """sha256 of every data file used, and the number of examples."""
@@ -232,6 +242,11 @@ def build_dpo(cfg: TrainConfig, info: DistInfo) -> DpoObjective:
                               desc_file=str(desc_path), pope_file=str(pope_path))
     if cfg.max_pairs is not None:
         pairs = pairs[: cfg.max_pairs]
+    if not pairs:
+        from hadpo.errors import DataError
+
+        # Caught here, before the model loads: e.g. mining that found no hallucination writes empty files.
+        raise DataError(desc_path, f"holds no preference pairs, and neither does {pope_path}; nothing to train on")
     loaded = _load(cfg, info)
     encoder = Encoder(loaded.processor, cfg.template, cfg.image_mode, cfg.max_length)
     encoder.check_lengths(pairs)  # pre-flight: a too-long sample is an error naming its record, before training

@@ -7,6 +7,9 @@ import random
 from dataclasses import dataclass
 from functools import cached_property
 
+#: Micro-batches per mega-batch when grouping by length (the HF Trainer's ``mega_batch_mult``).
+_MEGA_BATCH_MULT = 50
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -19,10 +22,15 @@ class StepPlan:
     num_epochs: float
     max_steps: int | None
     seed: int
+    #: Token length of each example: when given, each micro-batch holds examples of similar length (see
+    #: :meth:`_group_by_length`), so little of a batch is padding.
+    lengths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.num_examples <= 0:
             raise ValueError("there are no training examples")
+        if self.lengths is not None and len(self.lengths) != self.num_examples:
+            raise ValueError(f"lengths has {len(self.lengths)} entries for {self.num_examples} examples")
 
     @property
     def global_micro_batch(self) -> int:
@@ -52,9 +60,29 @@ class StepPlan:
         # One permutation per epoch from (seed, epoch): resuming needs no sampler state.
         if epoch not in self._orders:
             order = list(range(self.num_examples))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._orders[epoch] = order
+            rng = random.Random(self.seed * 1_000_003 + epoch)
+            rng.shuffle(order)
+            self._orders[epoch] = order if self.lengths is None else self._group_by_length(order, rng)
         return self._orders[epoch]
+
+    def _group_by_length(self, order: list[int], rng: random.Random) -> list[int]:
+        """Reorder a shuffled epoch so that each global micro-batch holds examples of similar length.
+
+        As LLaVA's ``group_by_modality_length`` and the HF Trainer's ``group_by_length``: the shuffled order is
+        cut into mega-batches of 50 micro-batches, each sorted by length and cut into micro-batches, and the
+        micro-batches are shuffled so that lengths (and kinds of example) still come in a random order. A short
+        last micro-batch stays last, where :meth:`micro_batches` fills it up.
+        """
+        assert self.lengths is not None
+        size = self.global_micro_batch
+        mega = size * _MEGA_BATCH_MULT
+        chunks: list[list[int]] = []
+        for start in range(0, len(order), mega):
+            block = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])  # stable: ties keep order
+            chunks.extend(block[k : k + size] for k in range(0, len(block), size))
+        tail = [chunks.pop()] if len(chunks[-1]) < size else []
+        rng.shuffle(chunks)
+        return [i for chunk in chunks + tail for i in chunk]
 
     def micro_batches(self, step: int, rank: int) -> list[list[int]]:
         """Example indices of ``rank``'s micro-batches for optimiser step ``step``.

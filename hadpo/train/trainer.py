@@ -88,6 +88,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         num_epochs=cfg.num_epochs,
         max_steps=cfg.max_steps,
         seed=cfg.seed,
+        lengths=objective.example_lengths() if cfg.group_by_length else None,
     )
     optimizer = torch.optim.AdamW(
         params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon,

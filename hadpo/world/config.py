@@ -35,7 +35,7 @@ class WorldConfig(Params):
     p_hal: float = param(
         0.9, "Probability that a caption mentions an absent partner of a present object (when a column is free)."
     )
-    q_yes_adv: float = param(0.6, "Probability that a question about an absent partner is answered 'Yes'.")
+    q_yes_adv: float = param(0.55, "Probability that a question about an absent partner is answered 'Yes'.")
     qa_per_image: int = param(4, "Existence questions per training image, cycling yes / random no / yes / adversarial.")
     p_main_instruction: float = param(
         0.7, "Share of captions asked with 'Describe this image in detail.'; the rest use the other three."

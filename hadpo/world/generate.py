@@ -242,6 +242,10 @@ def _sft_corpus(images: list[_Image], categories: tuple[Category, ...], cfg: Wor
     return records
 
 
+def _category_records(categories: tuple[Category, ...]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "name": c.name, "colour": c.colour, "shape": c.shape, "rgb": list(c.rgb)} for c in categories]
+
+
 def _prepare_root(root: Path, cfg: WorldConfig) -> bool:
     """Check the root before writing; returns False when an identical world is already there."""
     layout = DataLayout(root)
@@ -249,6 +253,14 @@ def _prepare_root(root: Path, cfg: WorldConfig) -> bool:
         meta = read_json(layout.world_meta)
         stored = meta.get("config") if isinstance(meta, dict) else None
         if stored == cfg.to_dict():
+            # Same settings, but written with another palette (an older version of the kit): not this world.
+            if meta.get("categories") != _category_records(build_categories(cfg.num_pairs)):
+                raise DataError(
+                    layout.world_meta,
+                    "was written with other categories than this version of the kit draws; generate the world "
+                    "again into a new folder",
+                    field="categories",
+                )
             missing = [rel for rel in meta.get("files", {}) if not (root / rel).is_file()]
             if missing:
                 raise DataError(
@@ -320,9 +332,7 @@ def generate_world(root: str | Path, cfg: WorldConfig | None = None) -> Path:
         "format": WORLD_FORMAT,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
-        "categories": [
-            {"id": c.id, "name": c.name, "colour": c.colour, "shape": c.shape, "rgb": list(c.rgb)} for c in categories
-        ],
+        "categories": _category_records(categories),
         "pairs": [list(p) for p in category_pairs(categories)],
         "columns": list(COLUMNS),
         "counts": {

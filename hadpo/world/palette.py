@@ -1,7 +1,8 @@
 """The shapes world's categories: one colour and one shape each, grouped in co-occurrence pairs.
 
 Every category has its own colour, so a small vision tower can tell categories apart by colour alone (a world
-where two categories share a colour makes the tiny model confuse shapes instead of hallucinating partners).
+where two categories share a colour makes the tiny model confuse shapes instead of hallucinating partners), and
+its own shape, so that either word of its name identifies it.
 Categories ``2k`` and ``2k + 1`` form pair ``k``: each is the other's *partner*, the object that usually
 appears with it and that the captions sometimes mention when it is absent.
 """
@@ -10,24 +11,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: The shapes the renderer can draw.
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+#: The shapes the renderer can draw: one per category, so a category's shape word names it as surely as its colour.
+SHAPES: tuple[str, ...] = (
+    "circle", "square", "triangle", "cross", "diamond", "ring", "star", "heart", "moon", "arrow", "hexagon", "bar",
+)
 
-# (colour, shape, rgb) per category, pair by pair. The first four pairs are the trialled "easy world"; the
-# extra ones use colours far enough from the first eight to stay separable at 48 px.
+# (colour, shape, rgb) per category, pair by pair. Every category has its own colour *and* its own shape: when
+# categories shared a shape ("white triangle", "brown triangle"), the tiny model learnt to answer existence
+# questions from the shape word and said "yes" to absent look-alikes, an error that is not the co-occurrence bias
+# the world is for. The colours of the last two pairs are far enough from the first eight to stay separable.
 _PALETTE: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
     ("red", "circle", (220, 40, 40)),
     ("blue", "square", (50, 90, 235)),
     ("green", "triangle", (40, 180, 60)),
     ("yellow", "cross", (235, 220, 40)),
-    ("purple", "square", (140, 60, 200)),
-    ("orange", "circle", (245, 140, 30)),
-    ("cyan", "cross", (40, 210, 220)),
-    ("white", "triangle", (235, 235, 235)),
-    ("pink", "cross", (250, 130, 190)),
-    ("brown", "triangle", (140, 85, 40)),
-    ("gray", "circle", (130, 130, 130)),
-    ("lime", "square", (170, 240, 70)),
+    ("purple", "diamond", (140, 60, 200)),
+    ("orange", "ring", (245, 140, 30)),
+    ("cyan", "star", (40, 210, 220)),
+    ("white", "heart", (235, 235, 235)),
+    ("pink", "moon", (250, 130, 190)),
+    ("brown", "arrow", (140, 85, 40)),
+    ("gray", "hexagon", (130, 130, 130)),
+    ("lime", "bar", (170, 240, 70)),
 )
 
 #: The largest number of pairs the palette defines.

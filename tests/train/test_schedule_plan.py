@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -54,3 +56,35 @@ def test_max_steps_overrides_epochs() -> None:
     assert StepPlan(100, 4, 1, 1, 1.0, 7, 0).total_steps == 7
     with pytest.raises(ValueError, match="no training examples"):
         StepPlan(0, 4, 1, 1, 1.0, None, 0)
+
+
+def test_grouping_by_length_batches_like_with_like_and_keeps_every_example() -> None:
+    # 1000 examples, a fifth of them long (captions) and the rest short (existence answers), in random places.
+    rng = random.Random(0)
+    lengths = tuple(rng.choice([60] + [30] * 4) for _ in range(1000))
+    grouped = StepPlan(1000, 8, 2, 1, 2.0, None, seed=3, lengths=lengths)
+    mixed = StepPlan(1000, 8, 2, 1, 2.0, None, seed=3)
+
+    def padded_tokens(plan: StepPlan) -> int:
+        return sum(max(lengths[i] for i in mb) * len(mb) for s in range(plan.total_steps) for r in range(2)
+                   for mb in plan.micro_batches(s, r))
+
+    for epoch in range(2):
+        steps = range(epoch * grouped.steps_per_epoch, (epoch + 1) * grouped.steps_per_epoch)
+        seen = [i for s in steps for r in range(2) for mb in grouped.micro_batches(s, r) for i in mb]
+        assert set(seen) == set(range(1000))  # every example once (the short last batch wraps)
+    batches = [mb for s in range(grouped.total_steps) for r in range(2) for mb in grouped.micro_batches(s, r)]
+    mixed_kinds = sum(len({lengths[i] for i in mb}) > 1 for mb in batches)
+    # Per epoch and rank: at most one boundary batch in each of the 2 mega-batches, plus the wrapped tail.
+    assert mixed_kinds <= 2 * 2 * 3
+    assert padded_tokens(grouped) < 0.8 * padded_tokens(mixed)
+    # Long batches do not all come first: the batch order is shuffled.
+    long_steps = [s for s in range(grouped.steps_per_epoch) if lengths[grouped.micro_batches(s, 0)[0][0]] == 60]
+    assert long_steps[0] < grouped.steps_per_epoch // 2 < long_steps[-1]
+    assert StepPlan(1000, 8, 2, 1, 2.0, None, seed=3, lengths=lengths).micro_batches(40, 1) == \
+        grouped.micro_batches(40, 1)
+
+
+def test_lengths_must_match_the_examples() -> None:
+    with pytest.raises(ValueError, match="3 entries for 4 examples"):
+        StepPlan(4, 2, 1, 1, 1.0, None, 0, lengths=(1, 2, 3))

@@ -112,6 +112,18 @@ def test_preflight_names_the_record_before_training(tiny_model_dir, train_world,
         build_dpo(cfg, CPU)
 
 
+def test_empty_preference_files_are_an_error_naming_them(tiny_model_dir, train_world, tmp_path) -> None:
+    from hadpo.io import atomic_write_json
+    from hadpo.train.objectives import build_dpo
+
+    desc, pope = tmp_path / "desc_data.json", tmp_path / "pope_data.json"
+    atomic_write_json(desc, {})  # what mining writes when it found no hallucination
+    atomic_write_json(pope, [])
+    cfg = _dpo(tmp_path, tiny_model_dir, train_world, desc_data=str(desc), pope_data=str(pope))
+    with pytest.raises(DataError, match=r"desc_data\.json.*no preference pairs.*pope_data\.json"):
+        build_dpo(cfg, CPU)
+
+
 def test_precomputed_reference_equals_per_step_reference(tmp_path, tiny_model_dir, train_world) -> None:
     from hadpo.train.logps import policy_and_reference_logps
     from hadpo.train.objectives import build_dpo

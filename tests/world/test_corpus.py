@@ -108,7 +108,7 @@ def test_caption_never_hallucinates_into_a_full_scene() -> None:
     assert {caption(full, categories, rng, p_hal=1.0) for _ in range(5)} == {
         (
             "There is a red circle on the left. There is a green triangle in the middle. "
-            "There is a purple square on the right.",
+            "There is a purple diamond on the right.",
             None,
         )
     }

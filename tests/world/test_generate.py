@@ -9,7 +9,7 @@ import pytest
 
 from hadpo.data.layout import DataLayout
 from hadpo.errors import DataError, ParamsError
-from hadpo.io import read_json, read_jsonl
+from hadpo.io import atomic_write_json, read_json, read_jsonl
 from hadpo.world import WorldConfig, generate_world, verify_world
 from hadpo.world.generate import COCO_ID_BASE, coco_file_name
 from hadpo.world.text import object_phrase
@@ -132,9 +132,9 @@ def test_world_json_records_config_categories_and_hashes(small_world: Path) -> N
     assert meta["pairs"][0] == ["red circle", "blue square"]
     assert meta["categories"][5] == {
         "id": 6,
-        "name": "orange circle",
+        "name": "orange ring",
         "colour": "orange",
-        "shape": "circle",
+        "shape": "ring",
         "rgb": [245, 140, 30],
     }
     assert set(meta["files"]) >= {"VG/image_data.json", "llava/llava_instruct.json", "shr/shr_factual_part2.jsonl"}
@@ -157,6 +157,15 @@ def test_rerun_with_other_config_names_the_difference(tmp_path: Path) -> None:
     root = generate_world(tmp_path / "w", TINY)
     with pytest.raises(ParamsError, match=r"different config \(p_hal: 0\.9 there, 0\.5 asked\).*another output folder"):
         generate_world(root, TINY.replace(p_hal=0.5))
+
+
+def test_world_written_with_other_categories_is_refused(tmp_path: Path) -> None:
+    root = generate_world(tmp_path / "w", TINY)
+    meta = read_json(root / "world.json")
+    meta["categories"][4]["shape"] = "square"  # as drawn by a kit whose categories shared shapes
+    atomic_write_json(root / "world.json", meta)
+    with pytest.raises(DataError, match=r"world\.json.*categories.*other categories.*new folder"):
+        generate_world(root, TINY)
 
 
 def test_rerun_with_missing_files_is_an_error(tmp_path: Path) -> None:

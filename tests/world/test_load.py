@@ -37,11 +37,11 @@ def test_load_world_matches_the_files(small_world: Path, small_world_config: Wor
 
 def test_unknown_names_are_key_errors(small_world: Path) -> None:
     world = load_world(small_world)
-    with pytest.raises(KeyError, match="pink cross"):
-        world.partner("pink cross")
+    with pytest.raises(KeyError, match="pink moon"):
+        world.partner("pink moon")
     with pytest.raises(KeyError, match="val"):
         world.split("val")
-    assert world.category("cyan cross").id == 7
+    assert world.category("cyan star").id == 7
 
 
 def test_tokenizer_corpus_covers_everything_the_model_reads(small_world: Path) -> None:
@@ -54,8 +54,8 @@ def test_tokenizer_corpus_covers_everything_the_model_reads(small_world: Path) -
     for record in read_json(DataLayout(small_world).sft_conversations):
         for turn in record["conversations"]:
             assert set(turn["value"].replace("<image>\n", "").split()) <= words
-    assert "Is there a white triangle in the image?" in texts
-    assert "There is a white triangle on the right." in texts
+    assert "Is there a white heart in the image?" in texts
+    assert "There is a white heart on the right." in texts
 
 
 def test_corrupt_world_json_names_file_and_field(small_world: Path, tmp_path: Path) -> None:

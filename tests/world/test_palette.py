@@ -7,24 +7,25 @@ import pytest
 from hadpo.world.palette import MAX_PAIRS, SHAPES, build_categories, category_pairs
 
 
-def test_default_world_is_the_trialled_easy_world() -> None:
+def test_the_first_four_pairs() -> None:
     categories = build_categories(4)
     assert category_pairs(categories) == (
         ("red circle", "blue square"),
         ("green triangle", "yellow cross"),
-        ("purple square", "orange circle"),
-        ("cyan cross", "white triangle"),
+        ("purple diamond", "orange ring"),
+        ("cyan star", "white heart"),
     )
     assert [c.id for c in categories] == list(range(1, 9))
     assert all(categories[c.partner_index].partner_index == c.index for c in categories)
 
 
 @pytest.mark.parametrize("num_pairs", range(1, MAX_PAIRS + 1))
-def test_every_category_has_its_own_colour(num_pairs: int) -> None:
+def test_every_category_has_its_own_colour_and_shape(num_pairs: int) -> None:
     categories = build_categories(num_pairs)
     assert len(categories) == 2 * num_pairs
     assert len({c.colour for c in categories}) == len(categories)
     assert len({c.rgb for c in categories}) == len(categories)
+    assert len({c.shape for c in categories}) == len(categories)
     assert len({c.name for c in categories}) == len(categories)
     assert all(c.shape in SHAPES and c.name == f"{c.colour} {c.shape}" for c in categories)
 

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from hadpo.world.palette import build_categories
+from hadpo.world.palette import SHAPES, build_categories
 from hadpo.world.render import encode_png, mask_area, render_pixels, shape_mask
 from hadpo.world.scenes import PlacedObject
 
@@ -20,13 +20,19 @@ def render(objects: tuple[PlacedObject, ...], seed: int = 0) -> np.ndarray:
 
 
 def test_shapes_have_distinct_masks() -> None:
-    masks = {shape: shape_mask(shape, 14) for shape in ("circle", "square", "triangle", "cross")}
+    masks = {shape: shape_mask(shape, 14) for shape in SHAPES}
     assert masks["square"].all()
     assert not masks["circle"][0, 0] and masks["circle"][7, 7]
     assert masks["triangle"][13].sum() > masks["triangle"][1].sum()  # apex up
     assert masks["cross"][7].all() and masks["cross"][:, 7].all() and not masks["cross"][0, 0]
-    areas = {shape: mask_area(shape, 14) for shape in masks}
-    assert len(set(areas.values())) == 4
+    assert masks["ring"][7, 0] and not masks["ring"][7, 7]  # hollow
+    assert not masks["arrow"][7, 13] and masks["arrow"][7, 12]  # head on the right
+    assert masks["heart"][2].sum() < masks["heart"][4].sum() > masks["heart"][11].sum()  # lobes up, point down
+    assert not masks["moon"][7, 10] and masks["moon"][7, 0]  # opens to the right
+    # Every shape covers a fair part of its box, and no two are the same picture.
+    assert all(0.35 < m.mean() <= 1 for m in masks.values())
+    assert len({m.tobytes() for m in masks.values()}) == len(SHAPES)
+    assert all(mask_area(shape, 14) == int(m.sum()) for shape, m in masks.items())
 
 
 def test_objects_take_their_colour_on_a_dark_background() -> None:

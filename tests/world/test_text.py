@@ -41,10 +41,10 @@ def test_parse_sentence_round_trips_object_sentence(name: str, column: int) -> N
 
 
 def test_articles_follow_the_first_sound() -> None:
-    assert article("orange circle") == "an"
+    assert article("orange ring") == "an"
     assert article("red circle") == "a"
-    assert object_sentence("orange circle", 1) == "There is an orange circle in the middle."
-    assert object_phrase("white triangle", 2) == "a white triangle on the right"
+    assert object_sentence("orange ring", 1) == "There is an orange ring in the middle."
+    assert object_phrase("white heart", 2) == "a white heart on the right"
 
 
 def test_describe_orders_objects_left_to_right() -> None:
@@ -66,9 +66,9 @@ def test_parse_sentence_none_without_a_claimed_object() -> None:
     assert parse_sentence("", NAMES) is None
     assert parse_sentence("There is no red circle in the image.", NAMES) is None
     assert parse_sentence("There isn't a blue square here.", NAMES) is None
-    assert parse_sentence(absence_fact("cyan cross"), NAMES) is None
+    assert parse_sentence(absence_fact("cyan star"), NAMES) is None
     # Only names of the given categories count.
-    assert parse_sentence("There is a lime square on the left.", NAMES[:8]) is None
+    assert parse_sentence("There is a lime bar on the left.", NAMES[:8]) is None
 
 
 def test_parse_sentence_takes_the_first_mention() -> None:
@@ -86,7 +86,7 @@ def test_parse_description_splits_and_parses_each_sentence() -> None:
 
 
 def test_question_and_answers_match_llava_style_and_pope_parsing() -> None:
-    assert question("orange circle") == "Is there an orange circle in the image?"
+    assert question("orange ring") == "Is there an orange ring in the image?"
     assert yes_answer("red circle") == "Yes, there is a red circle in the image."
     assert no_answer("red circle") == "No, there is no red circle in the image."
     for name in NAMES:
@@ -99,9 +99,9 @@ def test_question_and_answers_match_llava_style_and_pope_parsing() -> None:
 def test_facts_read_like_annotations() -> None:
     assert count_fact(1) == "The image contains exactly one object."
     assert count_fact(2) == "The image contains exactly two objects."
-    assert presence_fact("orange circle", 0) == "An orange circle is on the left."
+    assert presence_fact("orange ring", 0) == "An orange ring is on the left."
     assert absence_fact("yellow cross") == "There is no yellow cross in the image."
-    assert parse_sentence(presence_fact("orange circle", 2), NAMES) == ("orange circle", 2)
+    assert parse_sentence(presence_fact("orange ring", 2), NAMES) == ("orange ring", 2)
 
 
 def test_column_out_of_range_is_an_error() -> None:
@@ -119,7 +119,7 @@ def test_every_sentence_style_parses_back_to_its_claim(style: int, column: int |
 def test_sentence_styles_differ_and_style_zero_is_the_caption_sentence() -> None:
     assert styled_sentence("red circle", 0) == object_sentence("red circle", 0)
     assert styled_sentence("red circle", 0, 1) == "On the left, there is a red circle."
-    assert styled_sentence("orange circle", None, 2) == "An orange circle is in the image."
+    assert styled_sentence("orange ring", None, 2) == "An orange ring is in the image."
     assert len({styled_sentence("red circle", 2, s) for s in range(len(SENTENCE_STYLES))}) == len(SENTENCE_STYLES)
     with pytest.raises(ValueError, match="style"):
         styled_sentence("red circle", 0, len(SENTENCE_STYLES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 #: Micro-batches per mega-batch when grouping by length (the HF Trainer's ``mega_batch_mult``).
@@ -24,7 +24,7 @@ class StepPlan:
     seed: int
     #: Token length of each example: when given, each micro-batch holds examples of similar length (see
     #: :meth:`_group_by_length`), so little of a batch is padding.
-    lengths: tuple[int, ...] | None = None
+    lengths: tuple[int, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.num_examples <= 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hadpo.basemodel import TARGETS, BaseModelConfig
+from hadpo.config import add_set_argument, set_overrides
 from hadpo.io import atomic_write_json, atomic_write_text
 
 SUMMARY_JSON = "seeds.json"
@@ -131,17 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="seeds run at once (default 1)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads per seed (default: cores / jobs)")
-    p.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="override one parameter (YAML value syntax), repeatable")
+    add_set_argument(p)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import yaml
-
     from hadpo.errors import HadpoError
 
-    overrides = {key: yaml.safe_load(value) for key, value in args.set}
+    overrides = set_overrides(args.set)
     try:
         cfg = (BaseModelConfig.from_yaml(args.params, **overrides) if args.params
                else BaseModelConfig.from_dict(overrides))

@@ -21,8 +21,11 @@ from typing import Any
 
 from hadpo.config import Params, check, param
 from hadpo.io import atomic_write_json, read_json
+from hadpo.world.config import WorldConfig
 
 BEHAVIOUR_FILE = "base_behaviour.json"
+
+_WORLD = WorldConfig()
 
 #: What the base model must show to stand in for LLaVA-1.5: it answers existence questions well, says "yes" more
 #: often to absent co-occurring objects, and its descriptions mention absent objects, nearly all of them partners.
@@ -43,14 +46,17 @@ class BaseModelConfig(Params):
     model_dir: str = param("runs/demo/base", "Folder of the base model's runs: untrained/, sft/ (model/), eval/.")
     # --- the world -----------------------------------------------------------------------------------------
     seed: int = param(0, "Seed of the world, the model's initialisation and the SFT data order.")
-    train_images: int = param(5000, "Training images (SFT and preference mining).")
-    pope_images: int = param(300, "COCO-style evaluation images (POPE), each with 3 objects.")
-    shr_images: int = param(100, "SHR evaluation images.")
-    num_pairs: int = param(6, "Co-occurrence pairs of categories (two categories each).")
-    p_partner: float = param(0.5, "Chance that an object's partner is in the scene too.")
-    p_extra: float = param(0.5, "Chance of one more object from another pair while a column is free.")
-    p_hal: float = param(0.9, "Caption bias: chance that an absent partner is mentioned where it could be.")
-    q_yes_adv: float = param(0.55, "Training answers: chance of 'Yes' to a question about an absent partner.")
+    # The world's own defaults (WorldConfig), so the two cannot drift apart.
+    train_images: int = param(_WORLD.train_images, "Training images (SFT and preference mining).")
+    pope_images: int = param(_WORLD.pope_images, "COCO-style evaluation images (POPE), each with 3 objects.")
+    shr_images: int = param(_WORLD.shr_images, "SHR evaluation images.")
+    num_pairs: int = param(_WORLD.num_pairs, "Co-occurrence pairs of categories (two categories each).")
+    p_partner: float = param(_WORLD.p_partner, "Chance that an object's partner is in the scene too.")
+    p_extra: float = param(_WORLD.p_extra, "Chance of one more object from another pair while a column is free.")
+    p_hal: float = param(_WORLD.p_hal, "Caption bias: chance that an absent partner is mentioned where it could be.")
+    q_yes_adv: float = param(
+        _WORLD.q_yes_adv, "Training answers: chance of 'Yes' to a question about an absent partner."
+    )
     # --- SFT -----------------------------------------------------------------------------------------------
     template: str = param("plain", "Conversation template (plain: no system sentence, to keep sequences short).")
     sft_epochs: float = param(3.0, "SFT epochs over the world's conversations.")
@@ -78,10 +84,8 @@ class BaseModelConfig(Params):
         return str(Path(self.model_dir) / "sft" / "model")
 
 
-def world_config(cfg: BaseModelConfig):
+def world_config(cfg: BaseModelConfig) -> WorldConfig:
     """The :class:`~hadpo.world.config.WorldConfig` these parameters describe."""
-    from hadpo.world.config import WorldConfig
-
     return WorldConfig(seed=cfg.seed, num_pairs=cfg.num_pairs, train_images=cfg.train_images,
                        pope_images=cfg.pope_images, shr_images=cfg.shr_images, p_partner=cfg.p_partner,
                        p_extra=cfg.p_extra, p_hal=cfg.p_hal, q_yes_adv=cfg.q_yes_adv)

@@ -14,6 +14,7 @@ Checks that go beyond the type (ranges, cross-field rules) live in ``__post_init
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -188,3 +189,14 @@ def check(condition: bool, message: str) -> None:
     """Raise :class:`ParamsError` with ``message`` unless ``condition`` holds (for ``__post_init__``)."""
     if not condition:
         raise ParamsError(message)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--set KEY VALUE`` override of a params file to a command's parser."""
+    parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="override one parameter (YAML value syntax), repeatable")
+
+
+def set_overrides(pairs: list[list[str]]) -> dict[str, Any]:
+    """The ``--set`` pairs as a mapping, each value read as YAML (``1e-4``, ``true``, ``null``, ...)."""
+    return {key: yaml.safe_load(value) for key, value in pairs}

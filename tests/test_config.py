@@ -99,3 +99,15 @@ def test_from_namespace_and_replace() -> None:
     del ns["lr"]
     with pytest.raises(ParamsError, match="parameter\\(s\\) lr not set"):
         Example.from_namespace(ns)
+
+
+def test_set_overrides_read_values_as_yaml() -> None:
+    import argparse
+
+    from hadpo.config import add_set_argument, set_overrides
+
+    parser = argparse.ArgumentParser()
+    add_set_argument(parser)
+    args = parser.parse_args(["--set", "learning_rate", "1e-4", "--set", "adapter", "null", "--set", "flag", "true"])
+    # YAML 1.1 leaves "1e-4" a string; Params accepts it for a float field.
+    assert set_overrides(args.set) == {"learning_rate": "1e-4", "adapter": None, "flag": True}

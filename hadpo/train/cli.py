@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hadpo.config import add_set_argument, set_overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
@@ -15,19 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "killed one resumes from its last checkpoint.",
     )
     p.add_argument("params", help="params YAML file with TrainConfig keys")
-    p.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="override one parameter (YAML value syntax), repeatable")
+    add_set_argument(p)
     p.add_argument("--force", action="store_true", help="train again even if a finished run exists")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import yaml
-
     from hadpo.train.config import TrainConfig
     from hadpo.train.run import launch_training
 
-    overrides = {key: yaml.safe_load(value) for key, value in args.set}
+    overrides = set_overrides(args.set)
     cfg = TrainConfig.from_yaml(args.params, **overrides)
     launch_training(cfg, force=args.force)
     return 0

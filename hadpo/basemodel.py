@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hadpo.config import Params, check, param
 from hadpo.io import atomic_write_json, read_json
@@ -54,6 +54,9 @@ class BaseModelConfig(Params):
     p_partner: float = param(_WORLD.p_partner, "Chance that an object's partner is in the scene too.")
     p_extra: float = param(_WORLD.p_extra, "Chance of one more object from another pair while a column is free.")
     p_hal: float = param(_WORLD.p_hal, "Caption bias: chance that an absent partner is mentioned where it could be.")
+    hal_position: Literal["last", "column"] = param(
+        _WORLD.hal_position, "Where a caption states its planted partner: after the objects there, or in column order."
+    )
     q_yes_adv: float = param(
         _WORLD.q_yes_adv, "Training answers: chance of 'Yes' to a question about an absent partner."
     )
@@ -88,7 +91,8 @@ def world_config(cfg: BaseModelConfig) -> WorldConfig:
     """The :class:`~hadpo.world.config.WorldConfig` these parameters describe."""
     return WorldConfig(seed=cfg.seed, num_pairs=cfg.num_pairs, train_images=cfg.train_images,
                        pope_images=cfg.pope_images, shr_images=cfg.shr_images, p_partner=cfg.p_partner,
-                       p_extra=cfg.p_extra, p_hal=cfg.p_hal, q_yes_adv=cfg.q_yes_adv)
+                       p_extra=cfg.p_extra, p_hal=cfg.p_hal, hal_position=cfg.hal_position,
+                       q_yes_adv=cfg.q_yes_adv)
 
 
 def build_world(cfg: BaseModelConfig) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hadpo.config import Params, check, param
 from hadpo.world.palette import MAX_PAIRS
@@ -31,9 +32,13 @@ class WorldConfig(Params):
         "give POPE's adversarial sampling its statistics: it counts them over the POPE images themselves)."
     )
     p_partner: float = param(0.5, "Probability that an object's partner is also in the scene.")
-    p_extra: float = param(0.5, "Probability of adding an object from an unused pair while a column is free.")
+    p_extra: float = param(0.4, "Probability of adding an object from an unused pair while a column is free.")
     p_hal: float = param(
         0.9, "Probability that a caption mentions an absent partner of a present object (when a column is free)."
+    )
+    hal_position: Literal["last", "column"] = param(
+        "last", "Where a caption states its planted partner: 'last', after the objects that are there (object "
+        "hallucinations come late in real LVLM descriptions), or 'column', in left-to-right order with them."
     )
     q_yes_adv: float = param(0.55, "Probability that a question about an absent partner is answered 'Yes'.")
     qa_per_image: int = param(4, "Existence questions per training image, cycling yes / random no / yes / adversarial.")

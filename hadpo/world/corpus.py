@@ -4,7 +4,9 @@ Each image gives one caption (``kind="desc"``) and ``qa_per_image`` existence qu
 on purpose, so the trained model hallucinates the way real LVLMs do, by co-occurrence:
 
 - captions: with ``p_hal``, when a present object's partner is absent and a column is free, the caption also
-  states the partner at a free column;
+  states the partner at a free column, by default after the objects that are there (``hal_position``): object
+  hallucinations come late in real LVLM descriptions, and a partner stated after its object is chosen from
+  what the caption has already named, as a language model's co-occurrence prior chooses it;
 - adversarial questions (``kind="qa_adv"``) ask about an absent partner and are answered "Yes" with
   ``q_yes_adv``.
 
@@ -22,7 +24,7 @@ from hadpo.models.prompts import DESCRIBE_INSTRUCTION, DESCRIPTION_INSTRUCTIONS,
 from hadpo.world.config import GRID, WorldConfig
 from hadpo.world.palette import Category
 from hadpo.world.scenes import PlacedObject
-from hadpo.world.text import describe, no_answer, question, yes_answer
+from hadpo.world.text import describe, no_answer, object_sentence, question, yes_answer
 
 #: Record kinds of the SFT corpus.
 KINDS: tuple[str, ...] = ("desc", "qa_yes", "qa_no", "qa_adv")
@@ -53,20 +55,29 @@ def _pick(rng: np.random.Generator, items: list[int]) -> int:
 
 
 def caption(
-    objects: tuple[PlacedObject, ...], categories: tuple[Category, ...], rng: np.random.Generator, p_hal: float
+    objects: tuple[PlacedObject, ...],
+    categories: tuple[Category, ...],
+    rng: np.random.Generator,
+    p_hal: float,
+    hal_position: str = "last",
 ) -> tuple[str, str | None]:
-    """``(caption, hallucinated category name or None)`` for a scene, planting a partner with ``p_hal``."""
+    """``(caption, hallucinated category name or None)`` for a scene, planting a partner with ``p_hal``.
+
+    The objects that are there are stated left to right; a planted partner comes after them (``"last"``) or
+    takes its place in that order (``"column"``).
+    """
     mentions = [(categories[o.category].name, o.column) for o in objects]
     present = {o.category for o in objects}
     absent_partners = sorted({o.category ^ 1 for o in objects} - present)
     free_columns = sorted(set(range(GRID)) - {o.column for o in objects})
-    hallucinated = None
     # Draw the coin only for eligible scenes, so p_hal is the rate among them.
-    if absent_partners and free_columns and rng.random() < p_hal:
-        partner = _pick(rng, absent_partners)
-        hallucinated = categories[partner].name
-        mentions.append((hallucinated, _pick(rng, free_columns)))
-    return describe(mentions), hallucinated
+    if not (absent_partners and free_columns and rng.random() < p_hal):
+        return describe(mentions), None
+    partner = categories[_pick(rng, absent_partners)].name
+    planted = (partner, _pick(rng, free_columns))
+    if hal_position == "last":
+        return f"{describe(mentions)} {object_sentence(*planted)}", partner
+    return describe([*mentions, planted]), partner
 
 
 def image_records(
@@ -81,7 +92,7 @@ def image_records(
         instruction = DESCRIBE_INSTRUCTION
     else:
         instruction = _OTHER_INSTRUCTIONS[int(rng.integers(len(_OTHER_INSTRUCTIONS)))]
-    text, _ = caption(objects, categories, rng, cfg.p_hal)
+    text, _ = caption(objects, categories, rng, cfg.p_hal, cfg.hal_position)
     records = [_record(image_id, 0, instruction, text, "desc")]
 
     present = [o.category for o in objects]

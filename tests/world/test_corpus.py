@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hadpo.data.layout import DataLayout
 from hadpo.io import read_json
@@ -63,7 +64,7 @@ def test_answers_are_truthful_except_adversarial_yes(small_world: Path) -> None:
                 assert asked in partners - present and answer in (yes_answer(asked), no_answer(asked))
 
 
-def test_captions_state_objects_left_to_right_and_plant_partners_at_rate_p_hal(
+def test_captions_state_objects_left_to_right_then_a_planted_partner_at_rate_p_hal(
     small_world: Path, small_world_config: WorldConfig
 ) -> None:
     world = load_world(small_world)
@@ -76,10 +77,12 @@ def test_captions_state_objects_left_to_right_and_plant_partners_at_rate_p_hal(
         mentions = [parsed for _, parsed in parse_description(records[0]["conversations"][1]["value"], names)]
         assert all(m is not None and m[1] is not None for m in mentions)
         columns = [m[1] for m in mentions]
-        assert columns == sorted(set(columns))
+        assert len(columns) == len(set(columns))
         true = [m for m in mentions if m[0] in image.present]
         assert true == [(o.name, o.column) for o in image.objects]
         extra = [m for m in mentions if m[0] not in image.present]
+        # The default hal_position: a planted partner is the last sentence, whatever its column.
+        assert mentions == true + extra
         absent_partners = {world.partner(n) for n in image.present} - image.present
         if absent_partners and len(image.objects) < 3:
             eligible += 1
@@ -115,6 +118,24 @@ def test_caption_never_hallucinates_into_a_full_scene() -> None:
     single = (PlacedObject(0, 1, 0, 17, 1, 12),)
     text, planted = caption(single, categories, rng, p_hal=1.0)
     assert planted == "blue square" and "There is a blue square" in text
+
+
+@pytest.mark.parametrize(
+    ("hal_position", "expected"),
+    [
+        ("last", "There is a red circle on the right. There is a blue square on the left."),
+        ("column", "There is a blue square on the left. There is a red circle on the right."),
+    ],
+)
+def test_hal_position_puts_the_planted_partner_last_or_in_column_order(hal_position: str, expected: str) -> None:
+    categories = build_categories(4)
+    # A red circle on the right with both other columns free; seed 3 plants its partner on the left.
+    scene = (PlacedObject(0, 2, 0, 33, 1, 12),)
+    texts = {caption(scene, categories, np.random.default_rng(seed), 1.0, hal_position)[0] for seed in range(8)}
+    assert expected in texts
+    assert all("blue square" in text for text in texts)
+    if hal_position == "last":
+        assert all(text.startswith("There is a red circle") for text in texts)
 
 
 def test_question_slots_cycle_yes_no_yes_adversarial() -> None:

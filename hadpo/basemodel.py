@@ -69,6 +69,9 @@ class BaseModelConfig(Params):
     decision_token_weight: float = param(
         30.0, "Loss weight of the Yes/No token of existence questions (a condition for a model this small)."
     )
+    description_weight: float = param(
+        3.0, "Loss weight of every description token, against the weighted Yes/No (a condition for a model this small)."
+    )
     vision_pretrain_steps: int = param(
         600, "Steps of the vision-tower pretraining stand-in before SFT (a condition for a model this small)."
     )
@@ -80,6 +83,7 @@ class BaseModelConfig(Params):
     def __post_init__(self) -> None:
         check(self.train_images > 0 and self.pope_images > 0 and self.shr_images > 0, "image counts must be > 0")
         check(self.decision_token_weight > 0, "decision_token_weight must be positive")
+        check(self.description_weight > 0, "description_weight must be positive")
 
     @property
     def base_model(self) -> str:
@@ -128,7 +132,8 @@ def sft_config(cfg: BaseModelConfig):
     return TrainConfig(
         mode="sft", model=str(Path(cfg.model_dir) / "untrained"), data_root=cfg.data_root,
         output_dir=str(Path(cfg.model_dir) / "sft"), template=cfg.template, image_mode="pad",
-        decision_token_weight=cfg.decision_token_weight, vision_pretrain_steps=cfg.vision_pretrain_steps,
+        decision_token_weight=cfg.decision_token_weight, description_weight=cfg.description_weight,
+        vision_pretrain_steps=cfg.vision_pretrain_steps,
         learning_rate=cfg.sft_learning_rate, lr_scheduler="cosine", warmup_ratio=1 / 30, weight_decay=0.01,
         adam_beta2=0.98, max_grad_norm=1.0, num_epochs=cfg.sft_epochs, max_steps=cfg.sft_max_steps,
         per_device_batch_size=cfg.sft_batch_size, seed=cfg.seed, launcher="python", deepspeed_config=None,

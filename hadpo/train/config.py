@@ -59,6 +59,10 @@ class TrainConfig(Params):
         10.0, "SFT: loss weight of the first answer token of existence questions (the Yes/No decision). A "
         "condition for a model this small to learn existence QA, not part of HA-DPO."
     )
+    description_weight: float = param(
+        1.0, "SFT: loss weight of every answer token of description conversations (kind 'desc'). Balances the "
+        "captions against the up-weighted Yes/No tokens; a condition for a model this small, not part of HA-DPO."
+    )
     vision_pretrain_steps: int = param(
         300, "SFT: steps of per-patch category classification that stand in for CLIP pretraining, after which "
         "the vision tower is frozen (0 = none). A condition for a model this small, not part of HA-DPO."
@@ -106,5 +110,7 @@ class TrainConfig(Params):
         check(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps must be positive")
         check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         check(self.learning_rate > 0, "learning_rate must be positive")
+        check(self.decision_token_weight > 0 and self.description_weight > 0,
+              "decision_token_weight and description_weight must be positive")
         check(self.num_nodes == 1 or self.hostfile is not None, "num_nodes > 1 needs a hostfile")
         check(self.lora_r > 0 and self.lora_alpha > 0, "lora_r and lora_alpha must be positive")

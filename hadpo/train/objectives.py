@@ -27,6 +27,9 @@ from hadpo.train.loss import preference_loss, sft_loss, token_weighted_nll, tota
 #: SFT example kinds whose first answer token is an existence decision (Yes/No).
 DECISION_KINDS = ("qa_yes", "qa_no", "qa_adv", "qa")
 
+#: SFT example kind of a description (weighted by ``description_weight``).
+DESCRIPTION_KIND = "desc"
+
 
 @dataclass(frozen=True)
 class PairExample:
@@ -44,12 +47,14 @@ class PairExample:
 @dataclass(frozen=True)
 class SftExample:
     """A supervised example; ``decision`` is the index of the answer token carrying an existence question's
-    Yes/No (up-weighted), or -1."""
+    Yes/No (up-weighted), or -1; ``description`` marks a description (its tokens weighted by
+    ``description_weight``)."""
 
     prompt_ids: tuple[int, ...]
     answer_ids: tuple[int, ...]
     image: Path
     decision: int
+    description: bool = False
 
 
 def decision_index(tokenizer: Any, answer_ids: tuple[int, ...]) -> int:
@@ -170,11 +175,13 @@ class SftObjective(_Objective):
         samples = [EncodedSample(it.prompt_ids, it.answer_ids, self._pixels(it.image)) for it in items]
         batch = collate_packed(samples, self.encoder.pad_id).to(self.info.device, self.dtype)
         decision = torch.tensor([it.decision for it in items], device=self.info.device)
-        return {"packed": batch, "decision": decision}
+        description = torch.tensor([it.description for it in items], device=self.info.device)
+        return {"packed": batch, "decision": decision, "description": description}
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         logps = packed_logps(self.model, batch["packed"])
         weights = torch.ones_like(logps.per_token)
+        weights[batch["description"]] = self.cfg.description_weight
         rows = torch.nonzero(batch["decision"] >= 0).flatten()
         weights[rows, 0, batch["decision"][rows]] = self.cfg.decision_token_weight
         loss = token_weighted_nll(logps.per_token, logps.mask, weights)
@@ -290,8 +297,9 @@ def build_sft(cfg: TrainConfig, info: DistInfo) -> SftObjective:
         image = layout.vg_dir / conv.image
         for question, answer in conv.pairs():
             prompt, answer_ids = encoder.split_answer(strip_image_placeholder(question), answer)
-            decision = decision_index(encoder.tokenizer, answer_ids) if (conv.kind or "") in DECISION_KINDS else -1
-            examples.append(SftExample(prompt, answer_ids, image, decision))
+            kind = conv.kind or ""
+            decision = decision_index(encoder.tokenizer, answer_ids) if kind in DECISION_KINDS else -1
+            examples.append(SftExample(prompt, answer_ids, image, decision, kind == DESCRIPTION_KIND))
     model = loaded.model
     if cfg.vision_pretrain_steps > 0:
         _pretrain_vision(model, loaded.processor, layout, sorted({e.image for e in examples}), cfg)

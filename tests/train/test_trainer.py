@@ -138,17 +138,20 @@ def test_precomputed_reference_equals_per_step_reference(tmp_path, tiny_model_di
     assert [e.ref_chosen for e in again.dataset] == [e.ref_chosen for e in objective.dataset]
 
 
-def test_sft_decision_token_weight(tmp_path, tiny_model_dir, train_world) -> None:
+def test_sft_decision_token_and_description_weights(tmp_path, tiny_model_dir, train_world) -> None:
     """The loss is sum(w * nll) / sum(w) with w = decision_token_weight on the Yes/No token of existence
-    questions only (the first answer token that is not whitespace); the unweighted NLL is logged beside it."""
+    questions only (the first answer token that is not whitespace), w = description_weight on every token of a
+    description, and 1 elsewhere; the unweighted NLL is logged beside it."""
     from hadpo.train.objectives import build_sft
 
     cfg = TrainConfig.from_dict(dict(mode="sft", model=str(tiny_model_dir), data_root=str(train_world),
                                      output_dir=str(tmp_path / "sft"), vision_pretrain_steps=0, device="cpu",
-                                     decision_token_weight=10.0, max_pairs=12))
+                                     decision_token_weight=10.0, description_weight=3.0, max_pairs=12))
     objective = build_sft(cfg, CPU)
     decisions = [e.decision for e in objective.dataset]
     assert -1 in decisions and any(d >= 0 for d in decisions)
+    # Descriptions are exactly the examples without a decision token (the world's kinds: desc and qa_*).
+    assert [e.description for e in objective.dataset] == [d < 0 for d in decisions]
     tok = objective.encoder.tokenizer
     for e in objective.dataset:
         if e.decision >= 0:  # the weighted token is the Yes/No word itself, never a bare space
@@ -160,9 +163,12 @@ def test_sft_decision_token_weight(tmp_path, tiny_model_dir, train_world) -> Non
     logps = packed_logps(objective.model, batch["packed"])
     nll = -logps.per_token[:, 0]
     w = torch.ones_like(nll)
+    assert batch["description"].any() and not batch["description"].all()
     for row, index in enumerate(batch["decision"].tolist()):
         if index >= 0:
             w[row, index] = 10.0
+        if batch["description"][row]:
+            w[row, :] = 3.0
     expected = (w * nll * logps.mask[:, 0]).sum() / (w * logps.mask[:, 0]).sum()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert metrics["nll"] == pytest.approx(((nll * logps.mask[:, 0]).sum() / logps.mask[:, 0].sum()).item(), rel=1e-5)

@@ -16,7 +16,7 @@ random no). A random no asks about an absent category that partners no present o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def caption(
     categories: tuple[Category, ...],
     rng: np.random.Generator,
     p_hal: float,
-    hal_position: str = "last",
+    hal_position: Literal["last", "column"] = "last",
 ) -> tuple[str, str | None]:
     """``(caption, hallucinated category name or None)`` for a scene, planting a partner with ``p_hal``.
 

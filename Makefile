@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export DS_ACCELERATOR ?= cpu
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo sync clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,11 @@ lint: setup
 	$(BIN)/ruff check hadpo tests benchmarks
 
 demo: setup
-	$(BIN)/python -m hadpo.notebooks demo --params params/demo.yaml
+	$(BIN)/hadpo demo -f params/demo.yaml
+
+# Rewrite the params files and the notebooks' parameters cells from the config classes.
+sync: setup
+	$(BIN)/hadpo sync
 
 clean:
 	rm -rf $(VENV) runs reports/*/ .pytest_cache

@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hadpo.eval.judge.openai_client import OpenAIChatClient, OpenAIChatParams
-from hadpo.eval.judge.stub_server import StubChatServer
 from hadpo.eval.shr.judge import ShrItem, judge_descriptions, status_counts
 from hadpo.eval.shr.prompt import format_judgement
+from hadpo.judge.openai_client import OpenAIChatClient
+from hadpo.judge.stub_server import StubChatServer
+from hadpo.specs import JudgeSpec
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "cyan", "white")
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -49,11 +50,11 @@ def answer(body: dict) -> str:
 
 def judge(server: StubChatServer, cache: Path, concurrency: int, data: list[ShrItem]) -> tuple[float, int]:
     """Seconds to judge ``data`` and requests the server received meanwhile."""
-    params = OpenAIChatParams(base_url=server.url, model="bench-judge", api_key_env="", progress=False,
-                              max_concurrency=concurrency, cache_path=str(cache))
+    spec = JudgeSpec(base_url=server.url, judge_model="bench-judge", api_key_env="",
+                     judge_max_concurrency=concurrency)
     before = server.count
     start = time.perf_counter()
-    with OpenAIChatClient(params) as client:
+    with OpenAIChatClient(spec, cache_path=str(cache), progress=False) as client:
         result = judge_descriptions(data, client)
     elapsed = time.perf_counter() - start
     counts = status_counts(result["run1"])

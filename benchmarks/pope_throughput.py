@@ -128,13 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     from hadpo.data.layout import DataLayout
     from hadpo.data.pope_files import read_pope_questions
     from hadpo.models.loading import load_model
+    from hadpo.specs import ModelSpec
 
     with tempfile.TemporaryDirectory(prefix="pope-bench-") as tmp:
         scratch = Path(tmp)
         root = _data_root(args, scratch)
         layout = DataLayout(root)
         questions = read_pope_questions(layout.pope_file(args.set))[: args.limit]
-        loaded = load_model(str(_model_dir(args, scratch)), dtype=args.dtype, device=args.device)
+        loaded = load_model(ModelSpec(model=str(_model_dir(args, scratch)), dtype=args.dtype, device=args.device))
         _log(f"{len(questions)} questions on {len({q.image for q in questions})} images; "
              f"max_new_tokens={args.max_new_tokens}, batch_size={args.batch_size}, dtype={args.dtype}, "
              f"device={args.device}, threads={torch.get_num_threads()}")

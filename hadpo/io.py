@@ -58,7 +58,7 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file; a syntax error names the file, line and column."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(path.absolute(), "file not found")
     try:
         with path.open(encoding="utf-8") as fh:
             return json.load(fh)
@@ -72,7 +72,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, object)`` for each non-blank line; a bad line is an error naming its number."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(path.absolute(), "file not found")
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():

@@ -1,15 +1,20 @@
 """The whole paper in miniature: 00_world → 01_data → 02_train → 03_pope → 04_shr → 05_dashboard.
 
 Each stage is its notebook executed by papermill with the stage's params file from ``params_dir`` (checked
-against the notebook's config class first), written with its HTML under ``reports/<name>/``; then
-``reports/index.html`` links every run. POPE and SHR run twice, for the base model and for base + the
-HA-DPO adapter: the stage params files describe the base run, and the HA-DPO run differs only in ``adapter``
-(the training run's ``adapter/`` folder) and in its run folder (``hadpo`` beside ``base``). A rerun skips the
-notebooks already executed with the same parameters, and every stage skips its own finished work.
+against the stage's config first), written with its HTML under ``reports/<name>/``; then ``reports/index.html``
+links every run. POPE and SHR run twice, for the base model and for base + the HA-DPO adapter: the stage params
+files describe the base run, and the HA-DPO run differs only in ``adapter`` (the training run's ``adapter/``
+folder) and in its run folder (``hadpo`` beside ``base``). A rerun skips the notebooks already executed with the
+same parameters, and every stage skips its own finished work::
+
+    hadpo demo -f params/demo.yaml            # what `make demo` runs
+    python -m hadpo.pipeline -f params/demo-ci.yaml -p name ci2
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from hadpo.config import Params, param
+from hadpo.errors import ParamsError
 from hadpo.notebooks import execute, resolve_parameters
+from hadpo.overrides import add_params_arguments, config_from_args, run_reporting_errors
 
 
 @dataclass
@@ -25,8 +32,8 @@ class PipelineConfig(Params):
     """Which params files drive the run, and where its reports go."""
 
     name: str = param("demo", "Run name: the reports go to <reports_dir>/<name>/.")
-    params_dir: str = param("params/world", "Folder with 00_world.yaml … 05_dashboard.yaml.")
-    reports_dir: str = param("reports", "Root of the HTML reports (index.html is rebuilt there).")
+    params_dir: str = param("params/world", "Folder with 00_world.yaml … 05_dashboard.yaml.", kind="path")
+    reports_dir: str = param("reports", "Root of the HTML reports (index.html is rebuilt there).", kind="path")
     hide_input: bool = param(True, "Hide code cells in the HTML (the executed .ipynb keeps them).")
     data_source: str = param("mine", "01_data's source: mine (the demo) or released.")
 
@@ -34,7 +41,7 @@ class PipelineConfig(Params):
 def _stage_file(cfg: PipelineConfig, notebook: str) -> Path:
     path = Path(cfg.params_dir) / f"{notebook}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"the pipeline needs {path}")
+        raise ParamsError(f"the pipeline needs {path.absolute()}")
     return path
 
 
@@ -77,3 +84,46 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print, *, stre
     index = write_index(cfg.reports_dir)
     log(f"[hadpo] pipeline finished in {time.time() - t0:.0f} s; open {index}")
     return index
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_params_arguments(parser)
+    parser.set_defaults(func=_demo)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand (the whole pipeline)."""
+    demo = subparsers.add_parser(
+        "demo", help="run the whole pipeline (00 → 05) and write reports/",
+        description="Run every notebook in order with the params files of params_dir, writing the executed "
+        "notebooks and their HTML under reports/<name>/ and reports/index.html (e.g. -f params/demo.yaml).")
+    _add_arguments(demo)
+    demo.legacy = {"keys": PipelineConfig.field_names()}  # type: ignore[attr-defined]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import logging
+
+    # papermill logs each cell's output at INFO: the demo's live progress (training bars included).
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
+    if not args.params_files:
+        from hadpo.paths import project_root
+
+        args.params_files = [str(project_root() / "params" / "demo.yaml")]
+    run_pipeline(config_from_args(PipelineConfig, args), stream_output=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hadpo.pipeline [-f params/demo.yaml] [-p key value]...``"""
+    parser = argparse.ArgumentParser(prog="python -m hadpo.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help="print the traceback of an error too")
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_reporting_errors("python -m hadpo.pipeline", lambda: _demo(args), verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

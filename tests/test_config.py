@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from hadpo.config import Params, check, param
+from hadpo.config import Params, check, component, param
 from hadpo.errors import ParamsError
 
 
@@ -27,7 +27,7 @@ class Example(Params):
     adapter: str | None = param(None, "Optional path.")
     inner: Inner | None = param(None, "Nested.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check(self.steps > 0, f"steps must be positive, got {self.steps}")
 
 
@@ -45,7 +45,7 @@ def test_mutable_defaults_are_not_shared() -> None:
 
 
 def test_unknown_key_is_named() -> None:
-    with pytest.raises(ParamsError, match=r"unknown parameter\(s\) 'stpes'.*known: name, lr"):
+    with pytest.raises(ParamsError, match=r"unknown parameter\(s\) 'stpes' \(did you mean 'steps'\?\)"):
         Example.from_dict({"stpes": 3})
 
 
@@ -101,13 +101,78 @@ def test_from_namespace_and_replace() -> None:
         Example.from_namespace(ns)
 
 
-def test_set_overrides_read_values_as_yaml() -> None:
-    import argparse
+# ---- components: shared blocks behind flat keys ------------------------------------------------------------------
 
-    from hadpo.config import add_set_argument, set_overrides
 
-    parser = argparse.ArgumentParser()
-    add_set_argument(parser)
-    args = parser.parse_args(["--set", "learning_rate", "1e-4", "--set", "adapter", "null", "--set", "flag", "true"])
-    # YAML 1.1 leaves "1e-4" a string; Params accepts it for a float field.
-    assert set_overrides(args.set) == {"learning_rate": "1e-4", "adapter": None, "flag": True}
+@dataclass
+class Block(Params):
+    TITLE = "the block"
+
+    width: int = param(3, "Width.")
+    folder: str | None = param(None, "A folder.", kind="path")
+    level: int = param(1, "Level.")
+
+    def validate(self) -> None:
+        check(self.width > 0, f"parameter 'width' must be positive, got {self.width}")
+
+
+@dataclass
+class Stage(Params):
+    run_dir: str = param("runs/x", "Run folder.", kind="path")
+    block: Block = component(Block, defaults={"width": 5}, fixed={"level": 2})
+    steps: int = param(1, "Steps.", section="loop")
+
+
+def test_component_keys_are_flat_and_routed_to_the_block() -> None:
+    cfg = Stage.from_dict({"width": 7, "steps": 2})
+    assert (cfg.block.width, cfg.block.level, cfg.steps) == (7, 2, 2)
+    assert Stage.field_names() == ["run_dir", "width", "folder", "steps"]  # the fixed key is not a key
+    assert Stage().block.width == 5 and Stage.defaults()["width"] == 5  # the stage's default
+    assert Stage.keys()["width"].section == "the block" and Stage.keys()["steps"].section == "loop"
+    flat = cfg.to_dict()
+    assert set(flat) == set(Stage.field_names()) and Stage.from_dict(flat) == cfg
+    assert cfg.replace(width=9).block.width == 9
+
+
+def test_fixed_unknown_and_invalid_component_keys_are_named() -> None:
+    with pytest.raises(ParamsError, match=r"'level' is fixed to 2 by its protocol"):
+        Stage.from_dict({"level": 3})
+    with pytest.raises(ParamsError, match=r"unknown parameter\(s\) 'widht' \(did you mean 'width'\?\)"):
+        Stage.from_dict({"widht": 3})
+    with pytest.raises(ParamsError, match=r"src: parameter 'width' must be positive, got 0"):
+        Stage.from_dict({"width": 0}, source="src")
+
+
+def test_a_key_declared_twice_is_refused() -> None:
+    @dataclass
+    class Twice(Params):
+        width: int = param(1, "Also a width.")
+        block: Block = component(Block)
+
+    with pytest.raises(ParamsError, match=r"Twice: key 'width' is declared twice \(Twice and Block\)"):
+        Twice.keys()
+
+
+def test_paths_resolve_against_the_project_root(tmp_path, monkeypatch) -> None:
+    """Not the working directory: a kernel in notebooks/ and a run from the root read the same folders."""
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.delenv("HADPO_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path / "notebooks")
+    cfg = Stage.from_dict({"folder": "data/x"})
+    assert cfg.run_dir == str(tmp_path / "runs" / "x") and cfg.block.folder == str(tmp_path / "data" / "x")
+    assert Stage.from_dict({"run_dir": "/abs/run"}).run_dir == "/abs/run"
+    # A params file's relative paths belong to the project that holds its params/ folder, wherever the command runs.
+    other = tmp_path / "other"
+    (other / "params").mkdir(parents=True)
+    (other / "params" / "s.yaml").write_text("run_dir: runs/y\n")
+    assert Stage.from_yaml(other / "params" / "s.yaml").run_dir == str(other / "runs" / "y")
+    monkeypatch.setenv("HADPO_ROOT", str(other))
+    assert Stage().run_dir == str(other / "runs" / "x")
+
+
+def test_a_yaml_error_names_the_file_line_and_column(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: run\nlr: [1, 2\n")
+    with pytest.raises(ParamsError, match=r"bad\.yaml, line 3, column 1: invalid YAML"):
+        Example.from_yaml(path)

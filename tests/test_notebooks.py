@@ -1,24 +1,38 @@
-"""Notebooks: committed without outputs, no def/class, one call per code cell, a parameters cell that matches
-the config class; every params file loads against its notebook's config class, completely."""
+"""Notebooks: one stage module each, committed without outputs, no def/class, one call per code cell, a parameters
+cell written from the stage's config; params files complete, valid and generated; a committed notebook runs from
+``notebooks/`` as a JupyterLab kernel would."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
+from hadpo.config import Params
 from hadpo.errors import ParamsError
-from hadpo.notebooks import NOTEBOOK_CONFIGS, NOTEBOOK_DIR, REPO_ROOT, config_class, resolve_parameters
+from hadpo.notebooks import NOTEBOOK_DIR, REPO_ROOT, config_class, notebooks, resolve_parameters, stage_modules
+from hadpo.sync import params_targets, sync
 
-NOTEBOOKS = sorted(NOTEBOOK_CONFIGS)
-PARAMS_FILES = sorted(p for p in (REPO_ROOT / "params").rglob("*.yaml"))
+NOTEBOOKS = notebooks()
 
 
 def _read(name: str):
     return nbformat.read(str(NOTEBOOK_DIR / f"{name}.ipynb"), as_version=4)
+
+
+def test_every_notebook_has_one_stage_module_of_the_same_shape() -> None:
+    """A stage is ``hadpo/<stage>/stage.py`` with NOTEBOOK, Config and run(cfg); the notebooks are exactly those."""
+    assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
+    assert NOTEBOOKS == ["00_world", "01_data", "02_train", "03_pope", "04_shr", "05_dashboard"]
+    for name, module_name in stage_modules().items():
+        module = importlib.import_module(module_name)
+        assert module_name.endswith(".stage") and name == module.NOTEBOOK
+        assert issubclass(module.Config, Params) and callable(module.run)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -31,6 +45,9 @@ def test_notebook_shape(name: str) -> None:
     assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and code[0] is params[0], "the first code cell is the tagged parameters cell"
+    package = stage_modules()[name].rsplit(".", 1)[0]
+    assert code[1].source == f"from {package} import stage", "the notebook's package calls go through its stage"
+    assert code[2].source == "cfg = stage.Config.from_namespace(globals())"
     for cell in code[1:]:
         tree = ast.parse(cell.source)
         assert not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
@@ -50,18 +67,31 @@ def test_parameters_cell_declares_exactly_the_config(name: str) -> None:
     assert list(values) == cls.field_names()
     # The parameters cell holds the shapes world's params file, so a bare run is the embedded default.
     world = yaml.safe_load((REPO_ROOT / "params" / "world" / f"{name}.yaml").read_text())
-    assert cls.from_dict(values).to_dict() == cls.from_dict(world).to_dict()
+    assert values == world
 
 
-@pytest.mark.parametrize("path", [p for p in PARAMS_FILES if p.stem in NOTEBOOK_CONFIGS], ids=str)
-def test_params_file_is_complete_and_valid(path: Path) -> None:
-    """Every key known, every value well typed, and every field present: papermill injects only the keys a
-    file has, so a missing one would silently keep the notebook's shapes-world default."""
+@pytest.mark.parametrize(("path", "cls"), params_targets(), ids=lambda v: str(v) if isinstance(v, Path) else "")
+def test_params_file_is_complete_and_valid(path: Path, cls: type[Params]) -> None:
+    """Every key known, every value well typed, and every key present: papermill injects only the keys a file
+    has, so a missing one would silently keep the notebook's shapes-world value."""
     data = yaml.safe_load(path.read_text())
-    cls = config_class(path.stem)
-    cls.from_dict(data, source=str(path))
-    assert set(data) == set(cls.field_names()), f"{path}: missing {sorted(set(cls.field_names()) - set(data))}"
-    assert path.read_text().startswith("# papermill notebooks/"), "first line: the command that runs it"
+    cls.from_sources([path])
+    assert list(data) == cls.field_names(), f"{path}: keys differ from {cls.__name__}'s"
+    first = path.read_text().splitlines()[0]
+    assert first.startswith(("# papermill notebooks/", "# hadpo ")), "first line: the command that runs it"
+
+
+def test_generated_files_are_up_to_date() -> None:
+    """The params files and parameters cells are written from the config classes by `hadpo sync`."""
+    assert sync(check=True) == [], "run `hadpo sync` (make sync)"
+
+
+def test_no_7b_file_names_a_shapes_world_condition() -> None:
+    from hadpo.world.config import ShapesSftOptions
+
+    world_only = set(ShapesSftOptions.field_names())
+    for path in (REPO_ROOT / "params" / "7b").glob("*.yaml"):
+        assert not world_only & set(yaml.safe_load(path.read_text())), path
 
 
 def test_pipeline_params_files_load() -> None:
@@ -73,8 +103,40 @@ def test_pipeline_params_files_load() -> None:
         assert [n for n, _, _ in plan][:3] == ["00_world", "01_data", "02_train"]
 
 
-def test_unknown_parameter_is_refused_before_running(tmp_path) -> None:
+def test_unknown_parameter_is_refused_before_running() -> None:
     with pytest.raises(ParamsError, match=r"unknown parameter\(s\) 'sett'"):
         resolve_parameters("03_pope", REPO_ROOT / "params" / "world" / "03_pope.yaml", {"sett": "adv"})
     with pytest.raises(ParamsError, match="parameter 'set'"):
         resolve_parameters("03_pope", None, {"set": "advers"})
+
+
+@pytest.mark.slow
+def test_a_committed_notebook_runs_from_the_notebooks_folder(tmp_path: Path, tiny_model_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """notebooks/03_pope.ipynb as committed, executed with its kernel in notebooks/ (as JupyterLab starts it): its
+    relative paths (runs/demo/...) resolve against the project root, the folder that holds params/."""
+    from nbclient import NotebookClient
+
+    from hadpo.eval.pope.build import build_pope_files
+    from hadpo.eval.pope.config import PopeBuildConfig
+    from hadpo.world.config import WorldConfig
+    from hadpo.world.generate import generate_world
+
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "params").symlink_to(REPO_ROOT / "params")
+    shutil.copy(NOTEBOOK_DIR / "03_pope.ipynb", project / "notebooks")
+    data = project / "runs" / "demo" / "data"
+    generate_world(data, WorldConfig(seed=1, train_images=1, pope_images=4, shr_images=1))
+    build_pope_files(PopeBuildConfig(data_root=str(data), n_images=4, seed=1))
+    shutil.copytree(tiny_model_dir, project / "runs" / "demo" / "base" / "sft" / "model")
+
+    monkeypatch.delenv("HADPO_ROOT", raising=False)
+    nb = nbformat.read(str(project / "notebooks" / "03_pope.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute()
+    for pope_set in ("random", "popular", "adversarial"):
+        assert (project / "runs" / "demo" / "pope" / "base" / pope_set / "metrics.json").is_file()
+    last = next(c for c in reversed(nb.cells) if c.cell_type == "code")
+    assert "Accuracy" in last.outputs[0]["data"]["text/plain"]
+    assert not (project / "notebooks" / "runs").exists(), "nothing is written relative to the kernel's folder"

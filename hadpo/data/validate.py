@@ -83,7 +83,7 @@ class ValidationReport:
         suffix = f" (and {more} more missing image{'s' if more > 1 else ''})" if more else ""
         raise DataError(
             self.files[0] if len(self.files) == 1 else ", ".join(self.files),
-            f"image not found: {first.path}{suffix}",
+            f"image not found: {Path(first.path).absolute()}{suffix}",
             record=first.record,
             line=first.line,
             field=first.field,

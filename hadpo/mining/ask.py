@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from hadpo.eval.judge.base import ChatClient, ChatRequest
+from hadpo.judge.base import ChatClient, ChatRequest
 
 T = TypeVar("T")
 

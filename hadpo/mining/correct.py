@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hadpo.eval.judge.base import ChatClient
 from hadpo.eval.shr.sentences import judged_sentences
+from hadpo.judge.base import ChatClient
 from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedCorrection, parse_correction
 from hadpo.mining.prompts import correct_prompt

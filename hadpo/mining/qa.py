@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hadpo.eval.judge.base import ChatClient
+from hadpo.judge.base import ChatClient
 from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedQuestions, parse_questions
 from hadpo.mining.prompts import qa_prompt

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hadpo.eval.judge.base import ChatClient
+from hadpo.judge.base import ChatClient
 from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedRewrites, parse_rewrites
 from hadpo.mining.prompts import rewrite_prompt

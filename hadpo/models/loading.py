@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from hadpo.errors import DataError, HadpoError, ParamsError
 from hadpo.io import atomic_write_bytes, read_json, sha256_file
 from hadpo.models.lora import LM_PROJECTIONS, get_projector, lm_target_regex
+from hadpo.paths import resolve_path
+from hadpo.specs import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -115,8 +117,10 @@ def _torch_dtype(dtype: str) -> torch.dtype:
 
 
 def _is_local_reference(base: str) -> bool:
-    """True when ``base`` can only mean a folder (absolute, relative with ./, ~, or an existing path)."""
-    return Path(base).expanduser().exists() or base.startswith(("/", "./", "../", "~", ".\\")) or base.count("/") > 1
+    """True when ``base`` can only mean a folder (absolute, relative with ./, ~, not of the hub's org/name form)."""
+    from hadpo.paths import is_hub_id
+
+    return not is_hub_id(base)
 
 
 def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementation: str | None) -> tuple[Any, Any]:
@@ -124,9 +128,10 @@ def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementa
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     local = _is_local_reference(base)
-    if local and not Path(base).expanduser().is_dir():
-        raise ModelLoadError(f"base model folder {base!r} does not exist")
-    source = str(Path(base).expanduser()) if local else base
+    folder = Path(resolve_path(base))
+    if local and not folder.is_dir():
+        raise ModelLoadError(f"base model folder {folder} does not exist")
+    source = str(folder) if local else base
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
@@ -138,7 +143,7 @@ def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementa
         model = LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
     except OSError as exc:
         if local:
-            raise ModelLoadError(f"cannot load a LLaVA model from folder {source!r}: {exc}") from exc
+            raise ModelLoadError(f"cannot load a LLaVA model from folder {source}: {exc}") from exc
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
         hint = (
             "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
@@ -146,8 +151,8 @@ def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementa
             else "the Hugging Face Hub could not be reached and it is not in the local cache"
         )
         raise ModelLoadError(
-            f"cannot load base model {base!r}: {hint}. Download it once (e.g. `hf download {base} "
-            f"--local-dir <folder>`) and pass that local folder as the base instead."
+            f"cannot load base model {base!r}: there is no folder {folder}, and as a hub id: {hint}. Download it "
+            f"once (e.g. `hf download {base} --local-dir <folder>`) and pass that local folder as the model instead."
         ) from exc
     return processor, model
 
@@ -167,7 +172,7 @@ def load_projector_state(path: str | Path) -> dict[str, torch.Tensor]:
             raise DataError(path, f"no projector weights ({PROJECTOR_FILE} or {LEGACY_PROJECTOR_FILE}) in folder")
         path = found
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(path.absolute(), "file not found")
     raw = _read_tensor_file(path)
     state: dict[str, torch.Tensor] = {}
     for key, tensor in raw.items():
@@ -310,40 +315,30 @@ def _adapter_hashes(adapter_dir: Path) -> dict[str, str]:
     return {n: sha256_file(adapter_dir / n) for n in names if (adapter_dir / n).is_file()}
 
 
-def load_model(
-    base: str,
-    *,
-    adapter: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-    attn_implementation: str | None = None,
-    merge: bool = False,
-    trainable: bool = False,
-) -> LoadedModel:
-    """Load a LLaVA-1.5 base (folder or hub id), optionally with a LoRA adapter and trained projector.
+def load_model(spec: ModelSpec, *, trainable: bool = False) -> LoadedModel:
+    """Load what a :class:`~hadpo.specs.ModelSpec` names: a LLaVA-1.5 base (folder or hub id), optionally with a
+    LoRA adapter and its trained projector.
 
     - ``adapter``: a folder written by the kit's trainer or HA-DPO's released adapter; its projector file, if
       any, replaces the base projector before LoRA is attached (the original's order).
-    - ``merge``: fold LoRA into the base weights (plain ``LlavaForConditionalGeneration``) for fast inference.
-    - ``trainable``: leave the model in train mode with LoRA trainable (continuing from an adapter); otherwise
-      it is in eval mode with every parameter frozen.
+    - ``merge_adapter``: fold LoRA into the base weights (a plain ``LlavaForConditionalGeneration``).
+    - ``trainable``: train mode; an adapter that is not merged stays trainable (continuing from it). Otherwise
+      the model is in eval mode with every parameter frozen.
     The tokenizer pads on the left, as batched generation needs. CUDA is only touched when ``device`` names it
     (``auto``: ``cuda`` when a GPU is visible, else ``cpu``).
     """
-    torch_dtype = _torch_dtype(dtype)
+    base, device = spec.model, spec.device
+    torch_dtype = _torch_dtype(spec.dtype)
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if merge and trainable:
-        raise ParamsError("merge=True folds LoRA into the base weights; it cannot be combined with trainable=True")
-    if not device or not re.fullmatch(r"cpu|cuda(?::\d+)?|mps|xpu(?::\d+)?|npu(?::\d+)?", device):
-        raise ParamsError(f"device must look like 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    adapter_dir = Path(adapter).expanduser() if adapter else None
+    adapter_dir = Path(spec.adapter).expanduser() if spec.adapter else None
     if adapter_dir is not None and not adapter_dir.is_dir():
-        raise DataError(adapter_dir, "adapter folder not found")
+        raise DataError(adapter_dir.absolute(), "adapter folder not found")
+    merge = adapter_dir is not None and spec.merge_adapter
 
-    processor, model = _load_base(base, torch_dtype, device, attn_implementation)
+    processor, model = _load_base(base, torch_dtype, device, spec.attn_implementation)
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     image_token_id = _image_token_id(processor)
@@ -356,9 +351,9 @@ def load_model(
         "base": base,
         "adapter": str(adapter_dir) if adapter_dir else None,
         "projector": None,
-        "dtype": dtype,
+        "dtype": spec.dtype,
         "device": device,
-        "attn_implementation": attn_implementation,
+        "attn_implementation": spec.attn_implementation,
         "merged": False,
         "adapter_sha256": {},
         "original_llava_adapter": False,
@@ -371,7 +366,7 @@ def load_model(
         if projector_file is not None:
             apply_projector_state(model, load_projector_state(projector_file), projector_file)
             info["projector"] = str(projector_file)
-        model, info["original_llava_adapter"] = _load_adapter(model, adapter_dir, trainable)
+        model, info["original_llava_adapter"] = _load_adapter(model, adapter_dir, trainable and not merge)
         if merge:
             model = model.merge_and_unload()
             info["merged"] = True

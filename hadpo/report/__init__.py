@@ -5,5 +5,6 @@
 - :mod:`~hadpo.report.plots` — training curves, POPE and SHR bars, ``save_figure``;
 - :mod:`~hadpo.report.qualitative` — base vs HA-DPO descriptions with judged sentences highlighted;
 - :mod:`~hadpo.report.html` — displayable HTML fragments and ``write_index(reports_root)``;
-- :mod:`~hadpo.report.dashboard` — ``DashboardConfig`` and the one-call functions of the dashboard notebook.
+- :mod:`~hadpo.report.stage` — stage 05: the one-call functions of the dashboard notebook (``DashboardConfig`` in
+  :mod:`~hadpo.report.config`).
 """

@@ -142,7 +142,7 @@ def write_index(reports_root: str | Path, *, title: str = "hadpo reports") -> Pa
     """
     root = Path(reports_root)
     if not root.is_dir():
-        raise DataError(root, "reports folder not found")
+        raise DataError(Path(root).absolute(), "reports folder not found")
     entries = index_entries(root)
     if not entries:
         body = '<p class="hadpo-muted">No report folders yet.</p>'

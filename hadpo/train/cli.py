@@ -1,10 +1,10 @@
-"""``hadpo train``: launch training from a params file, exactly as notebook 02 does."""
+"""``hadpo train``: launch training from params, exactly as notebook 02 does."""
 
 from __future__ import annotations
 
 import argparse
 
-from hadpo.config import add_set_argument, set_overrides
+from hadpo.overrides import add_params_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,21 +12,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train LoRA-DPO (or SFT) in a child process via deepspeed/torchrun/python",
-        description="Launch training from a params file (e.g. params/world/02_train.yaml). The child process is "
-        "started with the launcher named in the params; a finished run with the same params is skipped, a "
+        description="Launch training (e.g. -f params/world/02_train.yaml -p learning_rate 1e-4). The child process "
+        "is started with the launcher the parameters name; a finished run with the same parameters is skipped, a "
         "killed one resumes from its last checkpoint.",
     )
-    p.add_argument("params", help="params YAML file with TrainConfig keys")
-    add_set_argument(p)
+    add_params_arguments(p)
     p.add_argument("--force", action="store_true", help="train again even if a finished run exists")
     p.set_defaults(func=_run)
+    from hadpo.train.config import TrainConfig
+
+    p.legacy = {"keys": TrainConfig.field_names(), "positional_file": True}  # type: ignore[attr-defined]
 
 
 def _run(args: argparse.Namespace) -> int:
+    from hadpo.overrides import config_from_args
     from hadpo.train.config import TrainConfig
-    from hadpo.train.run import launch_training
+    from hadpo.train.stage import launch_training
 
-    overrides = set_overrides(args.set)
-    cfg = TrainConfig.from_yaml(args.params, **overrides)
-    launch_training(cfg, force=args.force)
+    launch_training(config_from_args(TrainConfig, args), force=args.force)
     return 0

@@ -1,75 +1,64 @@
-"""Every training parameter, typed and documented (``params/*/02_train.yaml`` and notebook 02 use these names).
+"""The parameters of a training run (notebook 02, ``hadpo train``, ``params/*/02_train.yaml``).
 
-Defaults are the shapes world's; ``params/7b/02_train.yaml`` holds the original HA-DPO LLaVA-1.5-7B recipe.
+Defaults are the original HA-DPO LLaVA-1.5 recipe where it fixes a value (β 0.1, sigmoid loss, 3% warmup, no
+weight decay, dropout off) and the shapes world's sizes elsewhere; ``params/7b/02_train.yaml`` is the whole 7B
+recipe. The model, prompt and launch keys are the shared components of :mod:`hadpo.specs`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from hadpo.config import Params, check, param
+from hadpo.config import Params, check, component, param
+from hadpo.plugins import OBJECTIVES, check_registered
+from hadpo.specs import LaunchSpec, ModelSpec, PromptSpec, data_root_param
 
 
 @dataclass
 class TrainConfig(Params):
-    """Parameters of one training run (DPO, or SFT for the shapes world's base model)."""
+    """One training run: an objective (HA-DPO's preference loss, or another registered one), data, optimisation."""
 
-    # --- what and where -------------------------------------------------------------------------
-    mode: Literal["dpo", "sft"] = param("dpo", "dpo: LoRA + preference loss (HA-DPO). sft: NLL on answers.")
-    model: str = param("runs/demo/base_model", "Base model folder or hub id (LlavaForConditionalGeneration).")
-    data_root: str = param("runs/demo/data", "Data root in the HA-DPO layout (VG images, hadpo/<name>/...).")
+    # --- what and where -------------------------------------------------------------------------------------
+    objective: str = param(
+        "dpo", "Training objective: dpo (LoRA + preference loss, HA-DPO), sft (NLL on LLaVA conversations), or "
+        "another registered one (entry point group hadpo.objectives).", section="objective")
+    objective_options: dict[str, Any] = param(
+        {}, "Options of a registered objective that takes some (dpo and sft take none).")
+    model_spec: ModelSpec = component(ModelSpec, defaults={"model": "runs/demo/base/sft/model"})
+    prompt_spec: PromptSpec = component(PromptSpec, defaults={"template": "vicuna_v1"})
+    data_root: str = data_root_param("runs/demo/data", section="data")
     data_name: str = param("llava-v1.5", "Preference data folder under <data_root>/hadpo/.")
-    desc_data: str | None = param(None, "desc_data.json path (default <data_root>/hadpo/<data_name>/desc_data.json).")
-    pope_data: str | None = param(None, "pope_data.json path (default <data_root>/hadpo/<data_name>/pope_data.json).")
+    desc_data: str | None = param(
+        None, "desc_data.json path (default <data_root>/hadpo/<data_name>/desc_data.json).", kind="path")
+    pope_data: str | None = param(
+        None, "pope_data.json path (default <data_root>/hadpo/<data_name>/pope_data.json).", kind="path")
     sft_data: str | None = param(
-        None, "SFT conversations, LLaVA format (default <data_root>/llava/llava_instruct.json)."
-    )
-    output_dir: str = param("runs/demo/train", "Run folder: adapter, projector, checkpoints, metrics.jsonl, logs.")
-    # --- data -----------------------------------------------------------------------------------------
+        None, "SFT conversations, LLaVA format (default <data_root>/llava/llava_instruct.json).", kind="path")
+    output_dir: str = param("runs/demo/train", "Run folder: adapter, projector, checkpoints, metrics.jsonl, logs.",
+                            kind="path")
     sampling: Literal["offline", "all"] = param(
-        "offline", "offline: one random chosen/rejected per image as the released code; all: every rewrite."
-    )
+        "offline", "offline: one random chosen/rejected per image as the released code; all: every rewrite.")
     data_seed: int = param(42, "Seed of the pair sampling (the original calls random.seed(42)).")
-    template: Literal["vicuna_v1", "llava_v1", "plain"] = param(
-        "vicuna_v1", "Conversation template; the original trains with Vicuna-v1's system sentence."
-    )
-    image_mode: Literal["pad", "crop"] = param("pad", "pad: pad to square with the mean colour (original); crop.")
     max_length: int | None = param(None, "Longest allowed sequence; a longer sample is an error before training.")
     max_pairs: int | None = param(None, "Use only the first N pairs/examples (quick runs).")
-    # --- model ------------------------------------------------------------------------------------------
-    lora_r: int = param(16, "LoRA rank (the 7B recipe: 128).")
+    # --- LoRA and what trains -----------------------------------------------------------------------------------
+    lora_r: int = param(16, "LoRA rank (the 7B recipe: 128).", section="LoRA and what trains")
     lora_alpha: int = param(32, "LoRA alpha (the 7B recipe: 256).")
     lora_dropout: float = param(0.0, "LoRA dropout (nominal 0.05 in the original, 0 in effect: see disable_dropout).")
     disable_dropout: bool = param(True, "Set every nn.Dropout to p=0 as the original trainer does.")
     projector: Literal["trained", "frozen"] = param(
         "trained", "trained: the projector learns at the base lr, as the original code does despite "
-        "--mm_projector_lr 0; frozen: as its command line intends."
-    )
+        "--mm_projector_lr 0; frozen: as its command line intends.")
     gradient_checkpointing: bool = param(False, "Recompute activations in backward (saves memory on 7B).")
-    precision: Literal["fp32", "bf16", "fp16"] = param("fp32", "Training precision (the 7B recipe: bf16).")
-    # --- loss -----------------------------------------------------------------------------------------
-    beta: float = param(0.1, "DPO beta.")
+    # --- loss -----------------------------------------------------------------------------------------------------
+    beta: float = param(0.1, "DPO beta.", section="loss")
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = param("sigmoid", "Preference loss.")
     label_smoothing: float = param(0.0, "Label smoothing (conservative/robust DPO).")
     gamma: float = param(0.0, "Weight of an SFT (NLL on chosen) term; 0 is the LLaVA recipe.")
     precompute_ref: bool = param(False, "Compute reference log-probs once before training and cache them on disk.")
-    # --- SFT (the shapes world's base model only) -------------------------------------------------------
-    decision_token_weight: float = param(
-        10.0, "SFT: loss weight of the first answer token of existence questions (the Yes/No decision). A "
-        "condition for a model this small to learn existence QA, not part of HA-DPO."
-    )
-    description_weight: float = param(
-        1.0, "SFT: loss weight of every answer token of description conversations (kind 'desc'). Balances the "
-        "captions against the up-weighted Yes/No tokens; a condition for a model this small, not part of HA-DPO."
-    )
-    vision_pretrain_steps: int = param(
-        300, "SFT: steps of per-patch category classification that stand in for CLIP pretraining, after which "
-        "the vision tower is frozen (0 = none). A condition for a model this small, not part of HA-DPO."
-    )
-    vision_pretrain_lr: float = param(3e-3, "SFT: learning rate of the vision pretraining stand-in.")
-    # --- optimisation -------------------------------------------------------------------------------------
-    learning_rate: float = param(1e-4, "Peak learning rate (the 7B recipe: 2e-6).")
+    # --- optimisation ---------------------------------------------------------------------------------------------
+    learning_rate: float = param(1e-4, "Peak learning rate (the 7B recipe: 2e-6).", section="optimisation")
     lr_scheduler: Literal["cosine", "linear", "constant"] = param("cosine", "Decay after warmup.")
     warmup_ratio: float = param(0.03, "Warmup share of the steps (the original's effective 3%).")
     weight_decay: float = param(0.0, "AdamW weight decay (0 in effect in the original).")
@@ -81,36 +70,35 @@ class TrainConfig(Params):
     max_steps: int | None = param(None, "Stop after this many optimiser steps (overrides epochs).")
     per_device_batch_size: int = param(16, "Pairs (or SFT examples) per device per micro-step.")
     group_by_length: bool = param(
-        False, "Batch examples of similar token length together (less padding; LLaVA's group_by_modality_length)."
-    )
+        False, "Batch examples of similar token length together (less padding; LLaVA's group_by_modality_length).")
     gradient_accumulation_steps: int = param(1, "Micro-steps per optimiser step.")
     seed: int = param(42, "Seed of the shuffle and of LoRA initialisation.")
-    # --- launch -----------------------------------------------------------------------------------------
-    launcher: Literal["deepspeed", "torchrun", "python"] = param("deepspeed", "How notebook 02 starts training.")
+    # --- launch ---------------------------------------------------------------------------------------------------
+    launch_spec: LaunchSpec = component(LaunchSpec)
     deepspeed_config: str | None = param(
-        "params/deepspeed/zero2.json", "DeepSpeed ZeRO config (None: plain PyTorch / DDP)."
-    )
-    num_gpus: int = param(1, "Processes per node (GPUs; on CPU, processes).")
-    num_nodes: int = param(1, "Nodes (multi-node needs a hostfile).")
-    hostfile: str | None = param(None, "DeepSpeed hostfile for multi-node runs.")
-    master_port: int | None = param(None, "Rendezvous port (None: a free one).")
-    device: Literal["auto", "cpu", "cuda"] = param("auto", "auto: cuda when available, else cpu.")
-    # --- bookkeeping --------------------------------------------------------------------------------------
-    save_steps: int = param(50, "Checkpoint every N optimiser steps (resume point after a kill).")
+        "params/deepspeed/zero2.json", "DeepSpeed ZeRO config (None: plain PyTorch / DDP).", kind="path")
+    # --- bookkeeping ----------------------------------------------------------------------------------------------
+    save_steps: int = param(50, "Checkpoint every N optimiser steps (resume point after a kill).",
+                            section="bookkeeping")
     save_total_limit: int = param(2, "Checkpoints kept.")
     logging_steps: int = param(1, "Append metrics every N optimiser steps.")
     report_to: Literal["none", "wandb", "tensorboard"] = param("none", "Also log to wandb/tensorboard if installed.")
 
-    def __post_init__(self) -> None:
-        check(self.beta > 0, f"beta must be positive, got {self.beta}")
-        check(0 <= self.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+    def validate(self) -> None:
+        check_registered(OBJECTIVES, self.objective, "objective")
+        check(self.beta > 0, f"parameter 'beta' must be positive, got {self.beta}")
+        check(0 <= self.label_smoothing < 0.5,
+              f"parameter 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
         check(self.label_smoothing == 0 or self.loss_type in ("sigmoid", "robust"),
               f"label_smoothing applies to the sigmoid and robust losses only, not {self.loss_type!r}")
-        check(self.per_device_batch_size > 0, "per_device_batch_size must be positive")
-        check(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps must be positive")
-        check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        check(self.learning_rate > 0, "learning_rate must be positive")
-        check(self.decision_token_weight > 0 and self.description_weight > 0,
-              "decision_token_weight and description_weight must be positive")
-        check(self.num_nodes == 1 or self.hostfile is not None, "num_nodes > 1 needs a hostfile")
-        check(self.lora_r > 0 and self.lora_alpha > 0, "lora_r and lora_alpha must be positive")
+        check(self.per_device_batch_size > 0, "parameter 'per_device_batch_size' must be positive")
+        check(self.gradient_accumulation_steps > 0, "parameter 'gradient_accumulation_steps' must be positive")
+        check(0 <= self.warmup_ratio < 1, f"parameter 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        check(self.learning_rate > 0, "parameter 'learning_rate' must be positive")
+        check(self.lora_r > 0 and self.lora_alpha > 0, "parameters 'lora_r' and 'lora_alpha' must be positive")
+        check(self.model_spec.device in ("auto", "cpu", "cuda"),
+              f"parameter 'device' must be auto, cpu or cuda for training (each rank takes cuda:LOCAL_RANK), got "
+              f"{self.model_spec.device!r}")
+        check(self.model_spec.attn_implementation in (None, "sdpa", "eager"),
+              "parameter 'attn_implementation' must be sdpa or eager for training: packed pairs need a 4D "
+              f"attention mask, got {self.model_spec.attn_implementation!r}")

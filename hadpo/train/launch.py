@@ -18,21 +18,18 @@ import math
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from hadpo.config import Params, check, param
+from hadpo.distributed import free_port
 from hadpo.errors import HadpoError, ParamsError
 from hadpo.io import read_json
-
-Launcher = Literal["deepspeed", "torchrun", "python"]
-Precision = Literal["bf16", "fp16", "fp32"]
+from hadpo.specs import Dtype, LaunchSpec
 
 #: how many of the child's last output lines a :class:`TrainingFailed` message quotes.
 TAIL_LINES = 40
@@ -59,65 +56,6 @@ class TrainingFailed(HadpoError, RuntimeError):
         super().__init__(f"training {status}; full log: {self.log_path}\n--- last {len(self.tail)} lines ---\n{body}")
 
 
-@dataclass
-class LaunchSpec(Params):
-    """How to start the training child: which launcher, how many processes, where, and with which arguments."""
-
-    launcher: Literal["deepspeed", "torchrun", "python"] = param(
-        "deepspeed", "Launcher: 'deepspeed', 'torchrun', or 'python' (one process)."
-    )
-    num_gpus: int = param(1, "Processes per node (one per GPU; on CPU, one per rank).")
-    num_nodes: int = param(1, "Number of nodes; > 1 needs a hostfile (deepspeed) or master_addr (torchrun).")
-    hostfile: str | None = param(None, "DeepSpeed hostfile ('host slots=N' lines) for multi-node runs.")
-    master_addr: str | None = param(None, "Address of the rank-0 node; None = the launcher's default (local).")
-    master_port: int | None = param(None, "Rendezvous port; None = a free local port (single node only).")
-    node_rank: int = param(0, "This node's rank, for multi-node torchrun (run one torchrun per node).")
-    include: str | None = param(None, "DeepSpeed --include filter, e.g. 'localhost:0,1' (replaces num_gpus).")
-    exclude: str | None = param(None, "DeepSpeed --exclude filter, e.g. 'localhost:3' (replaces num_gpus).")
-    module: str = param("hadpo.train", "Python module the child runs (with -m).")
-    args: list[str] = param([], "Arguments for the module, e.g. ['--config', 'runs/x/train_config.json'].")
-    cpu: bool = param(False, "CPU run: DS_ACCELERATOR=cpu, and OMP_NUM_THREADS=1 when several ranks share a node.")
-    env: dict[str, str] = param({}, "Extra environment variables for the child (win over the kit's own).")
-
-    def __post_init__(self) -> None:
-        check(self.num_gpus >= 1, f"num_gpus must be >= 1, got {self.num_gpus}")
-        check(self.num_nodes >= 1, f"num_nodes must be >= 1, got {self.num_nodes}")
-        check(0 <= self.node_rank < self.num_nodes, f"node_rank must be in [0, {self.num_nodes}), got {self.node_rank}")
-        check(
-            self.master_port is None or 1 <= self.master_port <= 65535,
-            f"master_port must be in 1..65535, got {self.master_port}",
-        )
-        check(bool(self.module), "module must be a non-empty module name")
-        check(
-            not (self.include and self.exclude),
-            f"include ({self.include!r}) and exclude ({self.exclude!r}) are mutually exclusive",
-        )
-        if self.launcher != "deepspeed":
-            check(
-                not (self.include or self.exclude or self.hostfile),
-                f"include, exclude and hostfile are deepspeed options; launcher is {self.launcher!r} "
-                "(select GPUs with env CUDA_VISIBLE_DEVICES instead)",
-            )
-        if self.launcher == "python":
-            check(
-                self.num_gpus == 1 and self.num_nodes == 1,
-                f"launcher 'python' runs one process; got num_gpus={self.num_gpus}, num_nodes={self.num_nodes} "
-                "(use 'deepspeed' or 'torchrun')",
-            )
-        if self.num_nodes > 1:
-            # Every node must agree on the port, and a port that is free here says nothing about the master host.
-            check(self.master_port is not None, f"master_port must be set for a {self.num_nodes}-node run")
-            if self.launcher == "deepspeed":
-                check(bool(self.hostfile), f"a {self.num_nodes}-node deepspeed run needs a hostfile")
-            if self.launcher == "torchrun":
-                check(bool(self.master_addr), f"a {self.num_nodes}-node torchrun run needs master_addr")
-
-    @property
-    def processes_per_node(self) -> int:
-        """Ranks started on each node (``num_gpus``; 1 for the python launcher)."""
-        return 1 if self.launcher == "python" else self.num_gpus
-
-
 @dataclass(frozen=True)
 class LaunchCommand:
     """A ready-to-run child: ``argv`` and the variables ``env`` sets on top of the inherited environment."""
@@ -135,15 +73,9 @@ class LaunchCommand:
         return " ".join([*assignments, *map(shlex.quote, self.argv)])
 
 
-def free_port(host: str = "") -> int:
-    """A TCP port that is free on this machine right now (the OS picks it; another process may take it later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def build_launch_command(spec: LaunchSpec, *, python: str | None = None) -> LaunchCommand:
-    """The argv and environment that start ``spec.module`` under ``spec.launcher``.
+def build_launch_command(spec: LaunchSpec, *, module: str, args: Sequence[str] = (), cpu: bool = False,
+                         env: Mapping[str, str] | None = None, python: str | None = None) -> LaunchCommand:
+    """The argv and environment that start ``python -m module args`` under ``spec.launcher``.
 
     ``python`` (default ``sys.executable``) is the interpreter of the child; the ``deepspeed`` and ``torchrun``
     scripts are taken from the same folder, so the child runs in the same virtual environment as the caller
@@ -154,15 +86,19 @@ def build_launch_command(spec: LaunchSpec, *, python: str | None = None) -> Laun
         torchrun --nproc_per_node N --nnodes M [--node_rank R --master_addr A] --master_port P -m MOD ARGS
         python -m MOD ARGS        (with RANK=0 WORLD_SIZE=1 MASTER_ADDR MASTER_PORT set, so DeepSpeed needs no MPI)
 
-    The environment always sets ``PYTHONUNBUFFERED=1`` (lines must arrive while training runs, not at exit).
-    Apart from choosing a free port when ``master_port`` is None, the function has no side effects.
+    The environment always sets ``PYTHONUNBUFFERED=1`` (lines must arrive while training runs, not at exit);
+    ``cpu`` adds ``DS_ACCELERATOR=cpu`` (and ``OMP_NUM_THREADS=1`` when several ranks share a node) and ``env``
+    adds (and wins over) the caller's own variables. Apart from choosing a free port when ``master_port`` is None,
+    the function has no side effects.
     """
+    if not module:
+        raise ParamsError("module must be a non-empty module name")
     python = python or sys.executable
     # Not resolved: a venv's bin/python is a symlink, and the launcher scripts live next to the link.
     bin_dir = Path(python).parent
     port = spec.master_port if spec.master_port is not None else free_port()
-    args = list(spec.args)
-    env: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    args = list(args)
+    child_env: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
 
     if spec.launcher == "deepspeed":
         argv = [str(bin_dir / "deepspeed")]
@@ -177,19 +113,19 @@ def build_launch_command(spec: LaunchSpec, *, python: str | None = None) -> Laun
                 argv += ["--num_nodes", str(spec.num_nodes)]
         if spec.master_addr:
             argv += ["--master_addr", spec.master_addr]
-        argv += ["--master_port", str(port), "--module", spec.module, *args]
+        argv += ["--master_port", str(port), "--module", module, *args]
     elif spec.launcher == "torchrun":
         argv = [str(bin_dir / "torchrun"), "--nproc_per_node", str(spec.num_gpus), "--nnodes", str(spec.num_nodes)]
         if spec.num_nodes > 1:
             argv += ["--node_rank", str(spec.node_rank)]
         if spec.master_addr:
             argv += ["--master_addr", spec.master_addr]
-        argv += ["--master_port", str(port), "-m", spec.module, *args]
+        argv += ["--master_port", str(port), "-m", module, *args]
     else:
-        argv = [python, "-m", spec.module, *args]
+        argv = [python, "-m", module, *args]
         # The rank variables a launcher would set: with them DeepSpeed and torch.distributed initialise a
         # one-process group over env://; without them DeepSpeed falls back to MPI discovery (needs mpi4py).
-        env.update(
+        child_env.update(
             RANK="0",
             LOCAL_RANK="0",
             WORLD_SIZE="1",
@@ -198,14 +134,14 @@ def build_launch_command(spec: LaunchSpec, *, python: str | None = None) -> Laun
             MASTER_PORT=str(port),
         )
 
-    if spec.cpu:
-        env["DS_ACCELERATOR"] = "cpu"
+    if cpu:
+        child_env["DS_ACCELERATOR"] = "cpu"
         if spec.processes_per_node > 1:
             # Several ranks on a few cores oversubscribe badly with one OpenMP pool per rank (measured on 2 cores,
             # 2 ranks: ~500 ms/step by default, ~69 ms with one thread each).
-            env["OMP_NUM_THREADS"] = "1"
-    env.update(spec.env)
-    return LaunchCommand(argv=argv, env=env)
+            child_env["OMP_NUM_THREADS"] = "1"
+    child_env.update(env or {})
+    return LaunchCommand(argv=argv, env=child_env)
 
 
 def _terminate_group(proc: subprocess.Popen[str], grace_s: float) -> None:
@@ -292,6 +228,8 @@ def run_streaming(
 # --- DeepSpeed configs --------------------------------------------------------------------------------------------
 
 _BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
+#: The DeepSpeed config block that switches each dtype on (float32: neither).
+_DS_PRECISION_BLOCK: dict[str, str | None] = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}
 _HIDDEN_SIZE_KEYS = ("reduce_bucket_size", "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold")
 
 
@@ -325,7 +263,7 @@ def resolve_deepspeed_config(
     micro_batch: int,
     grad_accum: int,
     world_size: int,
-    precision: Precision,
+    dtype: Dtype,
     grad_clip: float | None,
     *,
     hidden_size: int | None = None,
@@ -337,7 +275,7 @@ def resolve_deepspeed_config(
     - ``train_micro_batch_size_per_gpu`` = ``micro_batch`` (preference pairs per rank per forward),
       ``gradient_accumulation_steps`` = ``grad_accum``,
       ``train_batch_size`` = micro_batch × grad_accum × world_size (DeepSpeed asserts this identity);
-    - ``bf16.enabled`` / ``fp16.enabled`` from ``precision`` ("bf16", "fp16" or "fp32" = both off);
+    - ``bf16.enabled`` / ``fp16.enabled`` from ``dtype`` ("bfloat16", "float16", or "float32" = both off);
     - ``gradient_clipping`` = ``grad_clip`` (None or 0 = off, DeepSpeed's 0.0).
 
     The ZeRO bucket fields ``reduce_bucket_size``, ``stage3_prefetch_bucket_size`` and
@@ -354,8 +292,8 @@ def resolve_deepspeed_config(
     for name, value in (("micro_batch", micro_batch), ("grad_accum", grad_accum), ("world_size", world_size)):
         if not (isinstance(value, int) and value >= 1):
             raise ParamsError(f"{name} must be an integer >= 1, got {value!r}")
-    if precision not in ("bf16", "fp16", "fp32"):
-        raise ParamsError(f"precision must be one of ['bf16', 'fp16', 'fp32'], got {precision!r}")
+    if dtype not in _DS_PRECISION_BLOCK:
+        raise ParamsError(f"dtype must be one of {list(_DS_PRECISION_BLOCK)}, got {dtype!r}")
     if grad_clip is not None and not grad_clip >= 0:
         raise ParamsError(f"grad_clip must be >= 0 or None, got {grad_clip!r}")
 
@@ -374,7 +312,7 @@ def resolve_deepspeed_config(
     _fill(cfg, "train_batch_size", micro_batch * grad_accum * world_size, where)
     _fill(cfg, "gradient_clipping", float(grad_clip or 0.0), where, numeric=True)
     for block in ("bf16", "fp16"):
-        enabled = precision == block
+        enabled = _DS_PRECISION_BLOCK[dtype] == block
         section = cfg.get(block)
         if section is None:
             if enabled:

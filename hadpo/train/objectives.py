@@ -1,13 +1,18 @@
-"""What one training step computes: the DPO objective (HA-DPO) and the SFT objective (the shapes world's base).
+"""What one training step computes: the DPO objective (HA-DPO) and supervised fine-tuning on conversations.
 
 An objective is an ``nn.Module`` that owns the model, so DeepSpeed wraps it as a whole; ``forward(batch)``
 returns ``(loss, metrics)``. It also owns its examples (token ids and an image path, pixels loaded per batch:
 12K LLaVA pairs of 336-px pixels would not fit in memory), its collator, and how its result is saved.
+
+Objectives are registered by name (entry point group ``hadpo.objectives``, see :mod:`hadpo.plugins`): a builder
+``build(cfg, ctx) -> objective`` per name. ``dpo`` and ``sft`` are here; :func:`build_sft` takes the hooks a
+registered variant needs (per-token answer weights, a step on the model before its vision tower is frozen).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +22,20 @@ from torch import nn
 
 from hadpo.data.encode import EncodedPair, EncodedSample, Encoder, PackedBatch, collate_packed
 from hadpo.data.layout import DataLayout
+from hadpo.data.llava_conv import LlavaConversation
+from hadpo.distributed import DistContext
+from hadpo.errors import DataError, ParamsError
 from hadpo.io import sha256_file
 from hadpo.models.prompts import strip_image_placeholder
+from hadpo.plugins import OBJECTIVES, load
 from hadpo.train.config import TrainConfig
-from hadpo.train.distributed import DistInfo
 from hadpo.train.logps import packed_logps, policy_and_reference_logps
 from hadpo.train.loss import preference_loss, sft_loss, token_weighted_nll, total_loss
 
-#: SFT example kinds whose first answer token is an existence decision (Yes/No).
-DECISION_KINDS = ("qa_yes", "qa_no", "qa_adv", "qa")
-
-#: SFT example kind of a description (weighted by ``description_weight``).
-DESCRIPTION_KIND = "desc"
+#: Per-token loss weights of an SFT answer (its answer ids and EOS), from its conversation, or None for ones.
+AnswerWeights = Callable[[LlavaConversation, tuple[int, ...], Any], "tuple[float, ...] | None"]
+#: A step on the freshly loaded model (model, processor, layout, images) before its vision tower is frozen.
+ModelHook = Callable[[nn.Module, Any, DataLayout, "list[Path]"], None]
 
 
 @dataclass(frozen=True)
@@ -46,26 +53,12 @@ class PairExample:
 
 @dataclass(frozen=True)
 class SftExample:
-    """A supervised example; ``decision`` is the index of the answer token carrying an existence question's
-    Yes/No (up-weighted), or -1; ``description`` marks a description (its tokens weighted by
-    ``description_weight``)."""
+    """A supervised example; ``weights`` scales the loss of each answer token (None: all 1)."""
 
     prompt_ids: tuple[int, ...]
     answer_ids: tuple[int, ...]
     image: Path
-    decision: int
-    description: bool = False
-
-
-def decision_index(tokenizer: Any, answer_ids: tuple[int, ...]) -> int:
-    """Index of the first answer token that is not only whitespace: the Yes/No of "Yes, there is ...".
-
-    A tokenizer may split the space after "ASSISTANT:" into a token of its own; that token decides nothing.
-    """
-    for i, token_id in enumerate(answer_ids):
-        if tokenizer.decode([token_id]).strip():
-            return i
-    return 0
+    weights: tuple[float, ...] | None = None
 
 
 def _row_length(example: PairExample | SftExample) -> int:
@@ -82,12 +75,12 @@ def disable_dropout(model: nn.Module) -> None:
 
 
 class _Objective(nn.Module):
-    def __init__(self, model: nn.Module, processor: Any, encoder: Encoder, info: DistInfo, cfg: TrainConfig) -> None:
+    def __init__(self, model: nn.Module, processor: Any, encoder: Encoder, ctx: DistContext, cfg: TrainConfig) -> None:
         super().__init__()
         self.model = model
         self.processor = processor
         self.encoder = encoder
-        self.info = info
+        self.ctx = ctx
         self.cfg = cfg
         self.dataset: list[Any] = []
         self.data_files: dict[str, str] = {}
@@ -115,10 +108,10 @@ class DpoObjective(_Objective):
 
     def collate(self, items: list[PairExample]) -> dict[str, Any]:
         pairs = [EncodedPair(it.prompt_ids, it.chosen_ids, it.rejected_ids, self._pixels(it.image)) for it in items]
-        batch = collate_packed(pairs, self.encoder.pad_id).to(self.info.device, self.dtype)
+        batch = collate_packed(pairs, self.encoder.pad_id).to(self.ctx.device, self.dtype)
         out: dict[str, Any] = {"packed": batch}
         if items[0].ref_chosen is not None:
-            out["ref"] = torch.tensor([[it.ref_chosen, it.ref_rejected] for it in items], device=self.info.device)
+            out["ref"] = torch.tensor([[it.ref_chosen, it.ref_rejected] for it in items], device=self.ctx.device)
         return out
 
     @property
@@ -165,7 +158,7 @@ class DpoObjective(_Objective):
 
 
 class SftObjective(_Objective):
-    """Token-weighted NLL on answers (the decision token of existence questions up-weighted)."""
+    """NLL on answers, each token weighted by its example's ``weights`` (1 when none are given)."""
 
     @property
     def dtype(self) -> torch.dtype:
@@ -173,17 +166,22 @@ class SftObjective(_Objective):
 
     def collate(self, items: list[SftExample]) -> dict[str, Any]:
         samples = [EncodedSample(it.prompt_ids, it.answer_ids, self._pixels(it.image)) for it in items]
-        batch = collate_packed(samples, self.encoder.pad_id).to(self.info.device, self.dtype)
-        decision = torch.tensor([it.decision for it in items], device=self.info.device)
-        description = torch.tensor([it.description for it in items], device=self.info.device)
-        return {"packed": batch, "decision": decision, "description": description}
+        batch = collate_packed(samples, self.encoder.pad_id).to(self.ctx.device, self.dtype)
+        weights = None
+        if any(it.weights is not None for it in items):
+            # (B, 1, T) like the per-token log-probs; positions past an answer's end are masked out anyway.
+            weights = torch.ones(batch.targets.shape, dtype=torch.float32)
+            for row, item in enumerate(items):
+                if item.weights is not None:
+                    weights[row, 0, : len(item.weights)] = torch.tensor(item.weights, dtype=torch.float32)
+            weights = weights.to(self.ctx.device)
+        return {"packed": batch, "weights": weights}
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         logps = packed_logps(self.model, batch["packed"])
-        weights = torch.ones_like(logps.per_token)
-        weights[batch["description"]] = self.cfg.description_weight
-        rows = torch.nonzero(batch["decision"] >= 0).flatten()
-        weights[rows, 0, batch["decision"][rows]] = self.cfg.decision_token_weight
+        weights = batch["weights"]
+        if weights is not None:
+            weights = weights.to(logps.per_token.dtype)
         loss = token_weighted_nll(logps.per_token, logps.mask, weights)
         nll = token_weighted_nll(logps.per_token, logps.mask, None)
         return loss, {"loss": loss.item(), "nll": nll.item()}
@@ -224,24 +222,33 @@ def _vg_paths(layout: DataLayout) -> dict[str, Path]:
     return {str(img.image_id): img.path(layout) for img in read_vg_images(layout.image_data)}
 
 
-def _dtype_name(precision: str) -> str:
-    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision]
+def _no_options(cfg: TrainConfig) -> None:
+    if cfg.objective_options:
+        raise ParamsError(f"parameter 'objective_options': objective {cfg.objective!r} takes no options, got "
+                          f"{sorted(cfg.objective_options)}")
 
 
-def _load(cfg: TrainConfig, info: DistInfo):
+def _load(cfg: TrainConfig, ctx: DistContext, *, from_adapter: bool = True):
     from hadpo.models.loading import load_model
 
     # Packing needs an attention implementation that honours a 4D float mask (sdpa or eager).
-    return load_model(cfg.model, dtype=_dtype_name(cfg.precision), device=str(info.device),
-                      attn_implementation="sdpa", trainable=True)
+    spec = cfg.model_spec.replace(device=ctx.device, attn_implementation=cfg.model_spec.attn_implementation or "sdpa")
+    if not from_adapter:
+        spec = spec.replace(adapter=None)
+    return load_model(spec, trainable=True)
 
 
-def build_dpo(cfg: TrainConfig, info: DistInfo) -> DpoObjective:
-    """Load the base model, add LoRA, read and encode the HA-DPO pairs (pre-flight checked)."""
+def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
+    """Load the base model, add LoRA, read and encode the HA-DPO pairs (pre-flight checked).
+
+    With an ``adapter`` in the model spec, training starts from it: merged into the base (``merge_adapter``:
+    a new LoRA on top, the merged model is the reference) or continued as it is (the reference is the base).
+    """
     from hadpo.data.hadpo_files import read_desc_data, read_pope_data
     from hadpo.data.pairs import build_hadpo_pairs
-    from hadpo.models.lora import apply_lora, lora_config
+    from hadpo.models.lora import apply_lora, lora_config, set_projector_trainable
 
+    _no_options(cfg)
     layout = DataLayout(cfg.data_root)
     default_desc, default_pope = layout.hadpo_data(cfg.data_name)
     desc_path, pope_path = Path(cfg.desc_data or default_desc), Path(cfg.pope_data or default_pope)
@@ -250,28 +257,29 @@ def build_dpo(cfg: TrainConfig, info: DistInfo) -> DpoObjective:
     if cfg.max_pairs is not None:
         pairs = pairs[: cfg.max_pairs]
     if not pairs:
-        from hadpo.errors import DataError
-
         # Caught here, before the model loads: e.g. mining that found no hallucination writes empty files.
         raise DataError(desc_path, f"holds no preference pairs, and neither does {pope_path}; nothing to train on")
-    loaded = _load(cfg, info)
-    encoder = Encoder(loaded.processor, cfg.template, cfg.image_mode, cfg.max_length)
+    loaded = _load(cfg, ctx)
+    prompt = cfg.prompt_spec
+    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length)
     encoder.check_lengths(pairs)  # pre-flight: a too-long sample is an error naming its record, before training
     paths = _vg_paths(layout)
     examples = []
     for pair in pairs:
         if pair.image_id not in paths:
-            from hadpo.errors import DataError
-
             raise DataError(pair.source, f"image id {pair.image_id} is not in {layout.image_data}",
                             record=pair.record or pair.image_id, field="image_id")
-        prompt, chosen = encoder.split_answer(pair.question, pair.chosen)
+        prompt_ids, chosen = encoder.split_answer(pair.question, pair.chosen)
         _, rejected = encoder.split_answer(pair.question, pair.rejected)
-        examples.append(PairExample(prompt, chosen, rejected, paths[pair.image_id], pair.kind))
-    model = apply_lora(loaded.model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout),
-                       train_projector=cfg.projector == "trained")
+        examples.append(PairExample(prompt_ids, chosen, rejected, paths[pair.image_id], pair.kind))
+    if loaded.info.get("adapter") and not loaded.info.get("merged"):
+        model = loaded.model  # the adapter itself keeps training
+        set_projector_trainable(model, cfg.projector == "trained")
+    else:
+        model = apply_lora(loaded.model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout),
+                           train_projector=cfg.projector == "trained")
     _prepare(model, cfg)
-    objective = DpoObjective(model, loaded.processor, encoder, info, cfg)
+    objective = DpoObjective(model, loaded.processor, encoder, ctx, cfg)
     objective.data_files = {str(p): sha256_file(p) for p in (desc_path, pope_path)}
     if cfg.precompute_ref:
         from hadpo.train.refcache import attach_reference_logps
@@ -281,8 +289,13 @@ def build_dpo(cfg: TrainConfig, info: DistInfo) -> DpoObjective:
     return objective
 
 
-def build_sft(cfg: TrainConfig, info: DistInfo) -> SftObjective:
-    """Load the (untrained) base model, optionally pretrain + freeze its vision tower, encode the conversations."""
+def build_sft(cfg: TrainConfig, ctx: DistContext, *, weights: AnswerWeights | None = None,
+              prepare_model: ModelHook | None = None) -> SftObjective:
+    """Load the (untrained) base model, encode the LLaVA conversations, freeze the vision tower.
+
+    ``weights`` gives per-token loss weights of each answer; ``prepare_model`` runs on the loaded model before
+    its vision tower is frozen (both for registered variants of SFT; see :data:`AnswerWeights`, :data:`ModelHook`).
+    """
     from hadpo.data.llava_conv import read_llava_conversations
 
     layout = DataLayout(cfg.data_root)
@@ -290,25 +303,31 @@ def build_sft(cfg: TrainConfig, info: DistInfo) -> SftObjective:
     conversations = read_llava_conversations(sft_path)
     if cfg.max_pairs is not None:
         conversations = conversations[: cfg.max_pairs]
-    loaded = _load(cfg, info)
-    encoder = Encoder(loaded.processor, cfg.template, cfg.image_mode, cfg.max_length)
+    loaded = _load(cfg, ctx, from_adapter=False)
+    prompt = cfg.prompt_spec
+    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length)
     examples = []
     for conv in conversations:
         image = layout.vg_dir / conv.image
         for question, answer in conv.pairs():
-            prompt, answer_ids = encoder.split_answer(strip_image_placeholder(question), answer)
-            kind = conv.kind or ""
-            decision = decision_index(encoder.tokenizer, answer_ids) if kind in DECISION_KINDS else -1
-            examples.append(SftExample(prompt, answer_ids, image, decision, kind == DESCRIPTION_KIND))
+            prompt_ids, answer_ids = encoder.split_answer(strip_image_placeholder(question), answer)
+            answer_weights = weights(conv, answer_ids, encoder.tokenizer) if weights is not None else None
+            examples.append(SftExample(prompt_ids, answer_ids, image, answer_weights))
     model = loaded.model
-    if cfg.vision_pretrain_steps > 0:
-        _pretrain_vision(model, loaded.processor, layout, sorted({e.image for e in examples}), cfg)
+    if prepare_model is not None:
+        prepare_model(model, loaded.processor, layout, sorted({e.image for e in examples}))
     model.model.vision_tower.requires_grad_(False)  # LLaVA keeps CLIP frozen; only the LM and projector learn
     _prepare(model, cfg)
-    objective = SftObjective(model, loaded.processor, encoder, info, cfg)
+    objective = SftObjective(model, loaded.processor, encoder, ctx, cfg)
     objective.data_files = {str(sft_path): sha256_file(sft_path)}
     objective.dataset = examples
     return objective
+
+
+def build_plain_sft(cfg: TrainConfig, ctx: DistContext) -> SftObjective:
+    """The ``sft`` objective: NLL on every answer token of the LLaVA conversations, unweighted."""
+    _no_options(cfg)
+    return build_sft(cfg, ctx)
 
 
 def _prepare(model: nn.Module, cfg: TrainConfig) -> None:
@@ -320,22 +339,7 @@ def _prepare(model: nn.Module, cfg: TrainConfig) -> None:
     model.train()
 
 
-def _pretrain_vision(model: nn.Module, processor: Any, layout: DataLayout, images: list[Path],
-                     cfg: TrainConfig) -> None:
-    from hadpo.data.vg import read_vg_images, read_vg_objects
-    from hadpo.train.vision_pretrain import patch_targets, pretrain_vision_tower
-
-    records = {img.path(layout): img for img in read_vg_images(layout.image_data)}
-    objects = read_vg_objects(layout.objects)
-    vision = model.config.vision_config
-    grid = vision.image_size // vision.patch_size
-    chosen = [(p, records[p].width, records[p].height, objects.get(records[p].image_id, [])) for p in images
-              if p in records]
-    result = pretrain_vision_tower(model, processor, patch_targets(chosen, grid), steps=cfg.vision_pretrain_steps,
-                                   lr=cfg.vision_pretrain_lr, seed=cfg.seed, image_mode=cfg.image_mode)
-    print(f"[hadpo.train] vision pretraining stand-in: {result}", flush=True)
-
-
-def build_objective(cfg: TrainConfig, info: DistInfo) -> _Objective:
-    """The objective of ``cfg.mode`` with its model and data ready to train."""
-    return build_dpo(cfg, info) if cfg.mode == "dpo" else build_sft(cfg, info)
+def build_objective(cfg: TrainConfig, ctx: DistContext) -> _Objective:
+    """The registered objective ``cfg.objective`` with its model and data ready to train."""
+    build: Callable[[TrainConfig, DistContext], _Objective] = load(OBJECTIVES, cfg.objective)
+    return build(cfg, ctx)

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
+from hadpo.distributed import barrier
 from hadpo.io import atomic_write_json, read_json, sha256_json
-from hadpo.train.distributed import barrier
 
 
 def model_fingerprint(model: str) -> dict[str, Any]:
@@ -37,10 +37,13 @@ def model_fingerprint(model: str) -> dict[str, Any]:
 
 def cache_key(objective: Any, cfg: Any, num_examples: int) -> str:
     """sha256 over data, base model and the settings that shape the inputs."""
+    spec, prompt = cfg.model_spec, cfg.prompt_spec
+    adapter = model_fingerprint(spec.adapter) if spec.adapter else None
     return sha256_json({
-        "data": objective.data_files, "model": model_fingerprint(cfg.model), "template": cfg.template,
-        "image_mode": cfg.image_mode, "sampling": cfg.sampling, "data_seed": cfg.data_seed,
-        "max_pairs": cfg.max_pairs, "precision": cfg.precision, "examples": num_examples,
+        "data": objective.data_files, "model": model_fingerprint(spec.model), "adapter": adapter,
+        "merge_adapter": spec.merge_adapter, "template": prompt.template, "image_mode": prompt.image_mode,
+        "sampling": cfg.sampling, "data_seed": cfg.data_seed, "max_pairs": cfg.max_pairs, "dtype": spec.dtype,
+        "examples": num_examples,
     })
 
 
@@ -51,7 +54,7 @@ def attach_reference_logps(objective: Any, examples: list, cfg: Any) -> list:
     """
     from hadpo.train.logps import image_features, packed_logps, reference_model
 
-    info = objective.info
+    info = objective.ctx
     key = cache_key(objective, cfg, len(examples))
     folder = Path(cfg.output_dir) / "ref_cache" / key
     merged = folder / "ref_logps.json"

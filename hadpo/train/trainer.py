@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hadpo.distributed import DistContext, all_reduce_mean, barrier, init_distributed, teardown
 from hadpo.io import atomic_write_json
 from hadpo.manifest import environment
 from hadpo.train.checkpoint import load_checkpoint, save_checkpoint
 from hadpo.train.config import TrainConfig
-from hadpo.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, teardown
 from hadpo.train.metrics import MetricsLogger, format_postfix
 from hadpo.train.plan import StepPlan
-from hadpo.train.run import DONE_FILE
 from hadpo.train.schedule import lr_multiplier
+from hadpo.train.stage import DONE_FILE
 
 
 def _seed_everything(seed: int) -> None:
@@ -34,12 +34,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _dtype(precision: str):
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _trainable(module) -> list:
@@ -53,7 +47,7 @@ def _grad_norm(params: list) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms), 2)) if norms else 0.0
 
 
-def _all_reduce_grads(params: list, info: DistInfo) -> None:
+def _all_reduce_grads(params: list, info: DistContext) -> None:
     """Average gradients over ranks by hand: only the trainable (LoRA) tensors, no DDP wrapper needed."""
     import torch.distributed as dist
 
@@ -73,7 +67,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     out = Path(cfg.output_dir)
     use_ds = cfg.deepspeed_config is not None
-    info = init_distributed(cfg.device, use_deepspeed=use_ds)
+    info = init_distributed(cfg.model_spec.device, use_deepspeed=use_ds)
     _seed_everything(cfg.seed)
     t0 = time.time()
 
@@ -105,7 +99,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         ds_config = resolve_deepspeed_config(
             cfg.deepspeed_config, cfg.per_device_batch_size, cfg.gradient_accumulation_steps, info.world_size,
-            cfg.precision, cfg.max_grad_norm, hidden_size=objective.hidden_size,
+            cfg.model_spec.dtype, cfg.max_grad_norm, hidden_size=objective.hidden_size,
         )
         engine, optimizer, _, scheduler = deepspeed.initialize(
             model=objective, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
@@ -118,7 +112,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     logger.truncate_after(start)
     if info.is_main:
         what = f"resuming at step {start}" if start else "starting"
-        print(f"[hadpo.train] {cfg.mode}: {len(objective.dataset)} examples, {plan.total_steps} steps, "
+        print(f"[hadpo.train] {cfg.objective}: {len(objective.dataset)} examples, {plan.total_steps} steps, "
               f"world {info.world_size}, {'deepspeed' if use_ds else 'torch'} on {info.device}; {what}", flush=True)
 
     bar = _progress(plan.total_steps, start, info.is_main)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hadpo.train.launch import free_port
+from hadpo.distributed import free_port
 
 
 def main() -> int:

@@ -1,11 +1,18 @@
-"""Parameters of the shapes world (``hadpo world``, notebook 00, ``params/world*.yaml``)."""
+"""Parameters of the shapes world (``hadpo world``) and of notebook 00 (the world and its tiny base model).
+
+The tiny model's SFT needs conditions a 7B model does not (:class:`ShapesSftOptions`); they are the options of
+the world's own training objective (``shapes_sft``, registered like any objective), never keys of
+:class:`hadpo.train.config.TrainConfig`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from hadpo.config import Params, check, param
+from hadpo.config import Params, check, component, param
+from hadpo.specs import PromptSpec
 from hadpo.world.palette import MAX_PAIRS
 
 #: Grid side: 3 × 3 cells, one column per object.
@@ -16,7 +23,10 @@ GRID = 3
 class WorldConfig(Params):
     """Everything that determines a shapes world: the same config gives byte-identical files."""
 
-    seed: int = param(0, "Seed of every random choice (scenes, pixels, corpus).")
+    TITLE = "the world"
+
+    seed: int = param(0, "Seed of every random choice: scenes, pixels, corpus (in notebook 00 also the model's "
+                      "initialisation and the SFT data order).")
     num_pairs: int = param(6, f"Co-occurrence pairs of categories (2 categories each), 2 to {MAX_PAIRS}.")
     train_images: int = param(5000, "Training images (SFT corpus and preference mining).")
     pope_images: int = param(300, "POPE evaluation pool: COCO-style images with exactly 3 objects each.")
@@ -46,7 +56,7 @@ class WorldConfig(Params):
         0.7, "Share of captions asked with 'Describe this image in detail.'; the rest use the other three."
     )
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check(2 <= self.num_pairs <= MAX_PAIRS, f"num_pairs must be between 2 and {MAX_PAIRS}, got {self.num_pairs}")
         check(self.train_images >= 1, f"train_images must be at least 1, got {self.train_images}")
         check(self.pope_images >= 0, f"pope_images must be 0 or more, got {self.pope_images}")
@@ -85,3 +95,56 @@ class WorldConfig(Params):
     def cell(self) -> int:
         """Side of one grid cell in pixels."""
         return self.image_size // GRID
+
+
+@dataclass
+class ShapesSftOptions(Params):
+    """The tiny model's SFT conditions, not part of HA-DPO (the options of the ``shapes_sft`` objective)."""
+
+    TITLE = "the tiny model's SFT conditions (not part of HA-DPO)"
+
+    decision_token_weight: float = param(
+        30.0, "Loss weight of the Yes/No token of existence questions: without it a model this small never learns "
+        "existence QA.")
+    description_weight: float = param(
+        3.0, "Loss weight of every description token, so the weighted Yes/No tokens do not drown the captions.")
+    vision_pretrain_steps: int = param(
+        600, "Steps of per-patch classification (category and grid cell) standing in for CLIP pretraining, after "
+        "which the vision tower is frozen (0: none).")
+    vision_pretrain_lr: float = param(3e-3, "Learning rate of the vision pretraining stand-in.")
+
+    def validate(self) -> None:
+        check(self.decision_token_weight > 0 and self.description_weight > 0,
+              "decision_token_weight and description_weight must be positive")
+        check(self.vision_pretrain_steps >= 0, f"vision_pretrain_steps must be >= 0, got {self.vision_pretrain_steps}")
+
+
+@dataclass
+class BaseModelConfig(Params):
+    """Parameters of notebook 00: the world, the tiny model's SFT, and the behaviour check."""
+
+    data_root: str = param("runs/demo/data", "Where the world is written (the HA-DPO data layout).", kind="path",
+                           section="where")
+    model_dir: str = param("runs/demo/base", "Folder of the base model's runs: untrained/, sft/ (model/), eval/.",
+                           kind="path")
+    world: WorldConfig = component(WorldConfig)
+    prompt_spec: PromptSpec = component(PromptSpec, defaults={"template": "plain"})
+    sft_epochs: float = param(3.0, "SFT epochs over the world's conversations.", section="SFT")
+    sft_max_steps: int | None = param(None, "Stop SFT after N steps (quick runs).")
+    sft_batch_size: int = param(32, "SFT batch size.")
+    sft_learning_rate: float = param(2e-3, "SFT peak learning rate (cosine, 1/30 warmup).")
+    sft_options: ShapesSftOptions = component(ShapesSftOptions)
+    eval_num_beams: int = param(5, "Beams for the SHR-style descriptions (SHR's default decoding).",
+                                section="behaviour check")
+    eval_batch_size: int = param(64, "Batch size of the evaluation passes.")
+    eval_limit: int | None = param(None, "Evaluate on the first N questions / images only (quick runs).")
+
+    def validate(self) -> None:
+        w = self.world
+        check(w.train_images > 0 and w.pope_images > 0 and w.shr_images > 0,
+              "train_images, pope_images and shr_images must be > 0")
+
+    @property
+    def base_model(self) -> str:
+        """The trained base model folder (loadable like llava-hf/llava-1.5-7b-hf)."""
+        return str(Path(self.model_dir) / "sft" / "model")

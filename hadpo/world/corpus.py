@@ -28,6 +28,10 @@ from hadpo.world.text import describe, no_answer, object_sentence, question, yes
 
 #: Record kinds of the SFT corpus.
 KINDS: tuple[str, ...] = ("desc", "qa_yes", "qa_no", "qa_adv")
+#: Record kind of a caption (its tokens weighted by ``description_weight`` in the world's SFT).
+DESCRIPTION_KIND = "desc"
+#: Record kinds whose first answer token is an existence decision, Yes or No (weighted by ``decision_token_weight``).
+DECISION_KINDS: tuple[str, ...] = ("qa_yes", "qa_no", "qa_adv")
 
 _QA_CYCLE = ("yes", "no", "yes", "adv")
 _OTHER_INSTRUCTIONS = tuple(i for i in DESCRIPTION_INSTRUCTIONS if i != DESCRIBE_INSTRUCTION)

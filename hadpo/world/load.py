@@ -113,7 +113,7 @@ def _require(mapping: Any, key: str, kind: type | tuple[type, ...], file: Path, 
 def _read_meta(layout: DataLayout) -> dict[str, Any]:
     path = layout.world_meta
     if not path.is_file():
-        raise DataError(path, "file not found; generate the world first (hadpo world --out DIR)")
+        raise DataError(path.absolute(), "file not found; generate the world first (hadpo world DIR)")
     meta = read_json(path)
     if _require(meta, "format", str, path) != WORLD_FORMAT:
         raise DataError(path, f"unsupported format {meta['format']!r}, expected {WORLD_FORMAT!r}", field="format")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hadpo.errors import ParamsError
-from hadpo.mining import DataConfig
+from hadpo.mining.config import DataConfig
 
 
 def test_defaults_are_valid_and_every_field_is_documented():

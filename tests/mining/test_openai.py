@@ -8,17 +8,19 @@ from collections import Counter
 from pathlib import Path
 
 from hadpo.data.hadpo_files import read_desc_data, read_pope_data
-from hadpo.eval.judge.openai_client import OpenAIChatClient, OpenAIChatParams
-from hadpo.eval.judge.stub_server import StubChatServer
 from hadpo.io import atomic_write_jsonl
-from hadpo.mining import DataConfig, mine
+from hadpo.judge.openai_client import OpenAIChatClient
+from hadpo.judge.stub_server import StubChatServer
 from hadpo.mining.annotations import load_annotations
+from hadpo.mining.config import DataConfig
 from hadpo.mining.correct import Description, detect_and_correct
 from hadpo.mining.leak import load_eval_images
+from hadpo.mining.mine import mine
 from hadpo.mining.prompts import format_correction, format_questions
 from hadpo.mining.qa import QASource, convert_to_qa
 from hadpo.mining.rewrite import DescriptionPair, rewrite_pairs
 from hadpo.mining.select import select_images
+from hadpo.specs import JudgeSpec
 
 
 def section(prompt: str, title: str) -> str:
@@ -59,8 +61,8 @@ class Judge:
 
 
 def client_for(server: StubChatServer, tmp_path: Path) -> OpenAIChatClient:
-    return OpenAIChatClient(OpenAIChatParams(base_url=server.url, api_key_env="", model="stub", max_retries=0,
-                                             progress=False, cache_path=str(tmp_path / "cache.sqlite")))
+    return OpenAIChatClient(JudgeSpec(base_url=server.url, api_key_env="", judge_model="stub", judge_max_retries=0),
+                            progress=False, cache_path=str(tmp_path / "cache.sqlite"))
 
 
 def test_steps_parse_replies_reask_malformed_ones_and_skip_what_stays_bad(tmp_path):
@@ -97,8 +99,8 @@ def test_steps_parse_replies_reask_malformed_ones_and_skip_what_stays_bad(tmp_pa
 
 
 def test_an_unreachable_server_marks_images_for_a_retry(tmp_path):
-    client = OpenAIChatClient(OpenAIChatParams(base_url="http://127.0.0.1:9/v1", api_key_env="", model="x",
-                                               max_retries=0, timeout=2, progress=False))
+    client = OpenAIChatClient(JudgeSpec(base_url="http://127.0.0.1:9/v1", api_key_env="", judge_model="x",
+                                        judge_max_retries=0, judge_timeout=2), progress=False)
     records = detect_and_correct([Description("1", "A dog.", "-")], client, max_attempts=2)
     assert records[0]["status"] == "failed" and records[0]["retryable"] and "no reply" in records[0]["error"]
 
@@ -109,9 +111,10 @@ def test_mine_with_an_openai_compatible_judge(mining_world, tiny_model_dir, tiny
     shutil.copytree(mining_world, root)
     judge = Judge()
     with StubChatServer(judge) as server:
-        cfg = DataConfig(source="mine", data_root=str(root), run_dir=str(tmp_path / "run"), model=str(tiny_model_dir),
-                         judge="openai", base_url=server.url, api_key_env="", judge_model="stub", n_images=4,
-                         min_objects=1, max_objects=3, min_regions=1, qa_max_new_tokens=6, progress=False)
+        cfg = DataConfig.from_dict(dict(
+            source="mine", data_root=str(root), run_dir=str(tmp_path / "run"), model=str(tiny_model_dir),
+            judge="openai", base_url=server.url, api_key_env="", judge_model="stub", n_images=4, min_objects=1,
+            max_objects=3, min_regions=1, qa_max_new_tokens=6, progress=False))
         selection = select_images(cfg, load_annotations(root), load_eval_images(root))
         ids = [str(im["image_id"]) for im in selection["images"]]
         texts = planted_descriptions(root, ids)

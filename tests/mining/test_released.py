@@ -11,7 +11,10 @@ from hadpo.data.hadpo_files import read_desc_data, read_pope_data
 from hadpo.data.pairs import build_hadpo_pairs
 from hadpo.errors import DataError
 from hadpo.io import read_json
-from hadpo.mining import DataConfig, prepare_data, prepare_released, training_files
+from hadpo.mining.config import DataConfig
+from hadpo.mining.released import prepare_released
+from hadpo.mining.stage import run as prepare_data
+from hadpo.mining.stage import training_files
 from hadpo.world import load_world
 
 
@@ -32,7 +35,7 @@ def released(mining_world, tmp_path):
             {"image_id": int(t[2]), **record, "correct": False}, {"image_id": int(shr), **record, "correct": False}]
     (folder / "pope_data.json").write_text(json.dumps(pope))
     world.images[int(t[2])].path.unlink()
-    cfg = DataConfig(source="released", data_root=str(root), run_dir=str(tmp_path / "run"))
+    cfg = DataConfig.from_dict(dict(source="released", data_root=str(root), run_dir=str(tmp_path / "run")))
     return cfg, t, shr
 
 

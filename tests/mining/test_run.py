@@ -11,14 +11,16 @@ from hadpo.data.hadpo_files import read_desc_data, read_pope_data
 from hadpo.data.pairs import build_hadpo_pairs
 from hadpo.errors import ParamsError
 from hadpo.eval.pope.score import parse_pope
-from hadpo.eval.shr.oracle import world_categories, world_objects
 from hadpo.eval.shr.sentences import split_sentences
 from hadpo.io import atomic_write_jsonl, read_json, read_jsonl
-from hadpo.mining import DataConfig, mine, preview_pairs
 from hadpo.mining.annotations import load_annotations
+from hadpo.mining.config import DataConfig
 from hadpo.mining.leak import load_eval_images
-from hadpo.mining.oracle import mining_oracle
+from hadpo.mining.mine import mine
 from hadpo.mining.select import select_images
+from hadpo.mining.stage import preview_pairs
+from hadpo.world.mining_oracle import mining_oracle
+from hadpo.world.shr_oracle import world_categories, world_objects
 from hadpo.world.text import parse_sentence
 
 
@@ -27,7 +29,7 @@ def config(root: Path, run_dir: Path, model: Path, **kw) -> DataConfig:
             "judge": "oracle", "n_images": 6, "min_objects": 1, "max_objects": 3, "min_regions": 1, "device": "cpu",
             "num_beams": 1, "max_new_tokens": 6, "qa_max_new_tokens": 8, "batch_size": 4, "chunk_size": 4,
             "progress": False, "name": "mined"}
-    return DataConfig(**{**base, **kw})
+    return DataConfig.from_dict(dict(**{**base, **kw}))
 
 
 def plant(cfg: DataConfig, planted_descriptions) -> dict[str, str]:

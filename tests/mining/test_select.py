@@ -14,7 +14,7 @@ from hadpo.world import load_world
 def config(root, **kw) -> DataConfig:
     base = {"source": "mine", "data_root": str(root), "min_objects": 1, "max_objects": 3, "min_regions": 1,
             "n_images": 8}
-    return DataConfig(**{**base, **kw})
+    return DataConfig.from_dict(dict(**{**base, **kw}))
 
 
 def test_thresholds_decide_eligibility_and_are_counted(mining_world):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,10 +54,3 @@ def encoder() -> Any:
     """The :func:`encode` function, for tests that build their own batches."""
     return encode
 
-
-@pytest.fixture(scope="session")
-def loaded_tiny(tiny_model_dir: Path) -> Any:
-    """The untrained tiny LLaVA, loaded for inference (shared: tests must not modify it)."""
-    from hadpo.models.loading import load_model
-
-    return load_model(str(tiny_model_dir))

@@ -23,6 +23,12 @@ from hadpo.models.loading import (
 )
 from hadpo.models.lora import LM_PROJECTIONS, apply_lora, get_projector, lora_config
 from hadpo.models.tiny import TinyLlavaConfig
+from hadpo.specs import ModelSpec
+
+
+def _load(model: str, *, trainable: bool = False, merge: bool = False, **spec: Any) -> Any:
+    """The kit's loader on a spec with these keys (adapters unmerged unless ``merge``)."""
+    return load_model(ModelSpec(model=model, merge_adapter=merge, **spec), trainable=trainable)
 
 
 def _logits(model: Any, batch: Any) -> torch.Tensor:
@@ -30,18 +36,18 @@ def _logits(model: Any, batch: Any) -> torch.Tensor:
         return model(**batch).logits
 
 
-def test_tiny_folder_reloads_for_inference(loaded_tiny: Any, tiny_model_dir: Path) -> None:
+def test_tiny_folder_reloads_for_inference(tiny_loaded: Any, tiny_model_dir: Path) -> None:
     from transformers import LlavaForConditionalGeneration
 
-    assert type(loaded_tiny.model) is LlavaForConditionalGeneration
-    assert loaded_tiny.tokenizer is loaded_tiny.processor.tokenizer
-    assert loaded_tiny.tokenizer.padding_side == "left"
-    assert loaded_tiny.image_token_id == loaded_tiny.tokenizer.convert_tokens_to_ids("<image>")
-    assert loaded_tiny.image_token_id == loaded_tiny.model.config.image_token_id
-    assert not loaded_tiny.model.training
-    assert not any(p.requires_grad for p in loaded_tiny.model.parameters())
-    assert loaded_tiny.model.dtype == torch.float32
-    info = loaded_tiny.info
+    assert type(tiny_loaded.model) is LlavaForConditionalGeneration
+    assert tiny_loaded.tokenizer is tiny_loaded.processor.tokenizer
+    assert tiny_loaded.tokenizer.padding_side == "left"
+    assert tiny_loaded.image_token_id == tiny_loaded.tokenizer.convert_tokens_to_ids("<image>")
+    assert tiny_loaded.image_token_id == tiny_loaded.model.config.image_token_id
+    assert not tiny_loaded.model.training
+    assert not any(p.requires_grad for p in tiny_loaded.model.parameters())
+    assert tiny_loaded.model.dtype == torch.float32
+    info = tiny_loaded.info
     assert (info["base"], info["adapter"], info["projector"]) == (str(tiny_model_dir), None, None)
     assert {k: info[k] for k in ("dtype", "device", "merged", "image_tokens_per_image")} == {
         "dtype": "float32",
@@ -54,7 +60,7 @@ def test_tiny_folder_reloads_for_inference(loaded_tiny: Any, tiny_model_dir: Pat
 def test_bfloat16_load_runs_on_cpu_without_touching_cuda(
     tiny_model_dir: Path, encoder: Any, questions: list, images: list
 ) -> None:
-    lm = load_model(str(tiny_model_dir), dtype="bfloat16", attn_implementation="eager")
+    lm = _load(str(tiny_model_dir), dtype="bfloat16", attn_implementation="eager")
     assert lm.model.dtype == torch.bfloat16
     assert lm.model.config._attn_implementation == "eager"
     logits = _logits(lm.model, encoder(lm.processor, questions[:1], images[:1]))
@@ -64,12 +70,12 @@ def test_bfloat16_load_runs_on_cpu_without_touching_cuda(
 
 
 def test_processor_expands_image_to_counted_tokens(
-    loaded_tiny: Any, encoder: Any, questions: list, images: list
+    tiny_loaded: Any, encoder: Any, questions: list, images: list
 ) -> None:
-    n = count_image_tokens(loaded_tiny.processor)
-    assert n == loaded_tiny.image_tokens_per_image == TinyLlavaConfig().image_tokens == 9
-    batch = encoder(loaded_tiny.processor, questions[:2], images[:2])
-    per_row = (batch["input_ids"] == loaded_tiny.image_token_id).sum(dim=1)
+    n = count_image_tokens(tiny_loaded.processor)
+    assert n == tiny_loaded.image_tokens_per_image == TinyLlavaConfig().image_tokens == 9
+    batch = encoder(tiny_loaded.processor, questions[:2], images[:2])
+    per_row = (batch["input_ids"] == tiny_loaded.image_token_id).sum(dim=1)
     assert per_row.tolist() == [n, n]
     assert tuple(batch["pixel_values"].shape) == (2, 3, 48, 48)
 
@@ -77,7 +83,7 @@ def test_processor_expands_image_to_counted_tokens(
 def test_forward_backward_and_frozen_last_vision_layer(
     tiny_model_dir: Path, encoder: Any, questions: list, images: list
 ) -> None:
-    lm = load_model(str(tiny_model_dir), trainable=True)
+    lm = _load(str(tiny_model_dir), trainable=True)
     model = lm.model
     assert model.training
     batch = encoder(lm.processor, questions[:2], images[:2])
@@ -100,9 +106,9 @@ def test_forward_backward_and_frozen_last_vision_layer(
 
 
 def test_batched_left_padded_generate_equals_one_by_one(
-    loaded_tiny: Any, encoder: Any, questions: list, images: list
+    tiny_loaded: Any, encoder: Any, questions: list, images: list
 ) -> None:
-    model, processor = loaded_tiny.model, loaded_tiny.processor
+    model, processor = tiny_loaded.model, tiny_loaded.processor
     kwargs = {"max_new_tokens": 6, "do_sample": False, "num_beams": 1}
     batch = encoder(processor, questions, images)
     assert (batch["attention_mask"][:, 0] == 0).any()  # prompts differ in length: some rows are left-padded
@@ -147,14 +153,14 @@ def test_adapter_and_projector_reload_gives_identical_logits(trained: tuple, tin
     from peft import PeftModel
 
     peft_model, adapter_dir, batch = trained
-    lm = load_model(str(tiny_model_dir), adapter=str(adapter_dir))
+    lm = _load(str(tiny_model_dir), adapter=str(adapter_dir))
     assert isinstance(lm.model, PeftModel)
     assert lm.info["projector"] == str(adapter_dir / PROJECTOR_FILE)
     assert set(lm.info["adapter_sha256"]) == {"adapter_config.json", "adapter_model.safetensors", PROJECTOR_FILE}
     assert not lm.info["original_llava_adapter"]
     expected = _logits(peft_model, batch)
     assert torch.equal(_logits(lm.model, batch), expected)
-    base = load_model(str(tiny_model_dir))
+    base = _load(str(tiny_model_dir))
     assert not torch.allclose(_logits(base.model, batch), expected, atol=1e-4)
 
 
@@ -170,7 +176,7 @@ def test_merge_gives_the_same_logits(trained: tuple, tiny_model_dir: Path) -> No
     from transformers import LlavaForConditionalGeneration
 
     peft_model, adapter_dir, batch = trained
-    lm = load_model(str(tiny_model_dir), adapter=str(adapter_dir), merge=True)
+    lm = _load(str(tiny_model_dir), adapter=str(adapter_dir), merge=True)
     assert type(lm.model) is LlavaForConditionalGeneration
     assert lm.info["merged"]
     torch.testing.assert_close(_logits(lm.model, batch), _logits(peft_model, batch), atol=1e-5, rtol=0)
@@ -178,11 +184,23 @@ def test_merge_gives_the_same_logits(trained: tuple, tiny_model_dir: Path) -> No
 
 def test_trainable_adapter_trains_lora_only(trained: tuple, tiny_model_dir: Path) -> None:
     _, adapter_dir, _ = trained
-    lm = load_model(str(tiny_model_dir), adapter=str(adapter_dir), trainable=True)
+    lm = _load(str(tiny_model_dir), adapter=str(adapter_dir), trainable=True)
     trainable = [n for n, p in lm.model.named_parameters() if p.requires_grad]
     assert trainable
     assert all("lora_" in n for n in trainable)
     assert lm.model.training
+
+
+def test_merged_adapter_trains_as_a_new_base(trained: tuple, tiny_model_dir: Path) -> None:
+    """Training from a merged adapter: a plain model (nothing trainable yet; the trainer adds a new LoRA)."""
+    from transformers import LlavaForConditionalGeneration
+
+    peft_model, adapter_dir, batch = trained
+    lm = _load(str(tiny_model_dir), adapter=str(adapter_dir), merge=True, trainable=True)
+    assert type(lm.model) is LlavaForConditionalGeneration and lm.info["merged"] and lm.model.training
+    assert not any(p.requires_grad for p in lm.model.parameters())
+    lm.model.eval()
+    torch.testing.assert_close(_logits(lm.model, batch), _logits(peft_model, batch), atol=1e-5, rtol=0)
 
 
 def _original_llava_adapter(adapter_dir: Path, projector: dict[str, torch.Tensor], out: Path) -> Path:
@@ -212,7 +230,7 @@ def test_original_llava_adapter_and_non_lora_trainables_load(
 
     peft_model, adapter_dir, batch = trained
     legacy = _original_llava_adapter(adapter_dir, load_projector_state(adapter_dir), tmp_path / "released")
-    lm = load_model(str(tiny_model_dir), adapter=str(legacy))
+    lm = _load(str(tiny_model_dir), adapter=str(legacy))
     assert lm.info["original_llava_adapter"]
     assert lm.info["projector"] == str(legacy / LEGACY_PROJECTOR_FILE)
     assert lora_module_names(lm.model) == lora_module_names(peft_model)  # no LoRA on the CLIP tower
@@ -259,7 +277,7 @@ def test_projector_of_the_wrong_shape_is_rejected(tiny_model_dir: Path, tmp_path
         {k: torch.zeros(2, 2) if k.endswith("weight") else torch.zeros(2) for k in PROJECTOR_KEYS}, tmp_path
     )
     with pytest.raises(DataError, match=re.escape("linear_1.weight")):
-        load_model(str(tiny_model_dir), adapter=str(tmp_path))
+        _load(str(tiny_model_dir), adapter=str(tmp_path))
 
 
 def test_adapter_that_does_not_fit_is_an_error(trained: tuple, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -272,35 +290,31 @@ def test_adapter_that_does_not_fit_is_an_error(trained: tuple, tiny_model_dir: P
     )
     (tmp_path / "adapter_config.json").write_text((adapter_dir / "adapter_config.json").read_text())
     with pytest.raises(DataError, match="does not fit"):
-        load_model(str(tiny_model_dir), adapter=str(tmp_path))
+        _load(str(tiny_model_dir), adapter=str(tmp_path))
 
 
 def test_hub_id_offline_fails_fast_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"'llava-hf/no-such-model-here'.*local folder"):
-        load_model("llava-hf/no-such-model-here")
+        _load("llava-hf/no-such-model-here")
 
 
 def test_bad_arguments_are_rejected(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="dtype"):
-        load_model(str(tiny_model_dir), dtype="fp8")
-    with pytest.raises(ParamsError, match="merge"):
-        load_model(str(tiny_model_dir), merge=True, trainable=True)
+        _load(str(tiny_model_dir), dtype="fp8")
     with pytest.raises(ParamsError, match="device"):
-        load_model(str(tiny_model_dir), device="gpu0")
+        _load(str(tiny_model_dir), device="gpu0")
     with pytest.raises(ModelLoadError, match="does not exist"):
-        load_model(str(tmp_path / "missing"))
+        _load(str(tmp_path / "missing"))
     with pytest.raises(DataError, match="adapter folder not found"):
-        load_model(str(tiny_model_dir), adapter=str(tmp_path / "missing"))
+        _load(str(tiny_model_dir), adapter=str(tmp_path / "missing"))
     with pytest.raises(DataError, match=re.escape("adapter_config.json")):
-        load_model(str(tiny_model_dir), adapter=str(tmp_path))
+        _load(str(tiny_model_dir), adapter=str(tmp_path))
 
 
 def test_auto_device_resolves_to_cpu_without_a_gpu(tiny_model_dir) -> None:
     import torch
 
-    from hadpo.models.loading import load_model
-
-    loaded = load_model(str(tiny_model_dir), device="auto")
+    loaded = _load(str(tiny_model_dir), device="auto")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert loaded.info["device"] == expected and next(loaded.model.parameters()).device.type == expected

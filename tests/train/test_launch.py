@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from hadpo.distributed import free_port
 from hadpo.errors import DataError, ParamsError
+from hadpo.specs import LaunchSpec
 from hadpo.train.launch import (
     TAIL_LINES,
     LaunchCommand,
-    LaunchSpec,
     TrainingFailed,
     build_launch_command,
-    free_port,
     resolve_deepspeed_config,
     run_streaming,
 )
@@ -32,9 +32,11 @@ PY = "/opt/venv/bin/python"
 ARGS = ["--config", "runs/x/train_config.json"]
 
 
-def build(python: str = PY, **fields: Any) -> LaunchCommand:
+def build(python: str = PY, *, module: str = "hadpo.train", cpu: bool = False, env: dict[str, str] | None = None,
+          **fields: Any) -> LaunchCommand:
     """Build the command for a spec given as keyword fields, with a fixed interpreter path."""
-    return build_launch_command(LaunchSpec.from_dict({"args": ARGS, **fields}), python=python)
+    return build_launch_command(LaunchSpec.from_dict(fields), module=module, args=ARGS, cpu=cpu, env=env,
+                                python=python)
 
 
 # --- argv and env ---------------------------------------------------------------------------------------------------
@@ -51,9 +53,9 @@ def test_deepspeed_single_node() -> None:
 
 def test_deepspeed_multi_node() -> None:
     """Several nodes: --num_nodes and --hostfile, and an explicit master address."""
-    cmd = build(num_gpus=8, num_nodes=2, hostfile="hosts.txt", master_addr="10.0.0.1", master_port=29600)
+    cmd = build(num_gpus=8, num_nodes=2, hostfile="/etc/hadpo/hosts.txt", master_addr="10.0.0.1", master_port=29600)
     assert cmd.argv == [
-        "/opt/venv/bin/deepspeed", "--hostfile", "hosts.txt", "--num_gpus", "8", "--num_nodes", "2",
+        "/opt/venv/bin/deepspeed", "--hostfile", "/etc/hadpo/hosts.txt", "--num_gpus", "8", "--num_nodes", "2",
         "--master_addr", "10.0.0.1", "--master_port", "29600", "--module", "hadpo.train", *ARGS,
     ]  # fmt: skip
 
@@ -97,7 +99,7 @@ def test_python_sets_single_rank_env() -> None:
 
 
 def test_cpu_env_and_overrides() -> None:
-    """cpu=True sets DS_ACCELERATOR=cpu, and OMP_NUM_THREADS=1 only with several ranks per node; spec.env wins."""
+    """cpu=True sets DS_ACCELERATOR=cpu, and OMP_NUM_THREADS=1 only with several ranks per node; env wins."""
     two = build(num_gpus=2, cpu=True, master_port=29505)
     assert two.env == {"PYTHONUNBUFFERED": "1", "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
     one = build(num_gpus=1, cpu=True, master_port=29505)
@@ -111,7 +113,7 @@ def test_cpu_env_and_overrides() -> None:
 def test_default_interpreter_and_free_port() -> None:
     """Without python=, the launcher script sits next to sys.executable (it exists in the kit's venv), and a
     missing master_port becomes a free, bindable port."""
-    cmd = build_launch_command(LaunchSpec(launcher="torchrun", num_gpus=1))
+    cmd = build_launch_command(LaunchSpec(launcher="torchrun", num_gpus=1), module="hadpo.train")
     assert cmd.argv[0] == str(Path(sys.executable).parent / "torchrun")
     assert Path(cmd.argv[0]).is_file()
     port = int(cmd.argv[cmd.argv.index("--master_port") + 1])
@@ -130,13 +132,13 @@ def test_shell_line_quotes() -> None:
     ("fields", "fragment"),
     [
         ({"launcher": "python", "num_gpus": 2}, "launcher 'python' runs one process"),
-        ({"include": "localhost:0", "exclude": "localhost:1"}, "mutually exclusive"),
-        ({"num_nodes": 2, "hostfile": "h"}, "master_port must be set for a 2-node run"),
+        ({"include": "localhost:0", "exclude": "localhost:1"}, "exclude each other"),
+        ({"num_nodes": 2, "hostfile": "h"}, "a 2-node run needs master_port"),
         ({"num_nodes": 2, "master_port": 1234}, "needs a hostfile"),
         ({"launcher": "torchrun", "num_nodes": 2, "master_port": 1234}, "needs master_addr"),
         ({"launcher": "torchrun", "hostfile": "h"}, "deepspeed options"),
-        ({"num_gpus": 0}, "num_gpus must be >= 1, got 0"),
-        ({"node_rank": 1}, "node_rank must be in [0, 1), got 1"),
+        ({"num_gpus": 0}, "'num_gpus' must be >= 1, got 0"),
+        ({"node_rank": 1}, "'node_rank' must be in [0, 1), got 1"),
         ({"launcher": "accelerate"}, "'accelerate'"),
         ({"gpus": 2}, "unknown parameter(s) 'gpus'"),
     ],
@@ -261,7 +263,7 @@ def test_interrupt_terminates_the_process_group(tmp_path: Path) -> None:
 
 def test_zero2_resolved_from_trainer_settings() -> None:
     """Batch fields come from the trainer: 4 pairs x 2 accumulation x 8 ranks = 64; bf16 on, fp16 off; clip 1.0."""
-    cfg = resolve_deepspeed_config(ZERO2, 4, 2, 8, "bf16", 1.0)
+    cfg = resolve_deepspeed_config(ZERO2, 4, 2, 8, "bfloat16", 1.0)
     assert cfg["train_micro_batch_size_per_gpu"] == 4
     assert cfg["gradient_accumulation_steps"] == 2
     assert cfg["train_batch_size"] == 64
@@ -276,7 +278,7 @@ def test_zero2_resolved_from_trainer_settings() -> None:
 def test_zero3_bucket_sizes_from_hidden_size() -> None:
     """With hidden size 4096 (LLaVA-1.5-7B): reduce 4096^2 = 16,777,216; prefetch int(0.9 * 4096^2) = 15,099,494;
     persistence 10 * 4096 = 40,960. Without it they are dropped so DeepSpeed's defaults apply."""
-    cfg = resolve_deepspeed_config(ZERO3, 16, 1, 8, "bf16", None, hidden_size=4096)
+    cfg = resolve_deepspeed_config(ZERO3, 16, 1, 8, "bfloat16", None, hidden_size=4096)
     zero = cfg["zero_optimization"]
     assert zero["stage"] == 3
     assert zero["stage3_gather_16bit_weights_on_model_save"] is True
@@ -285,32 +287,32 @@ def test_zero3_bucket_sizes_from_hidden_size() -> None:
     assert zero["stage3_param_persistence_threshold"] == 40_960
     assert cfg["train_batch_size"] == 128
     assert cfg["gradient_clipping"] == 0.0
-    bare = resolve_deepspeed_config(ZERO3, 1, 1, 1, "fp32", 0.0)["zero_optimization"]
+    bare = resolve_deepspeed_config(ZERO3, 1, 1, 1, "float32", 0.0)["zero_optimization"]
     assert not {"reduce_bucket_size", "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold"} & set(bare)
     assert "auto" not in json.dumps(bare)
 
 
 def test_precision_fills_and_adds_blocks(tmp_path: Path) -> None:
     """fp32 disables both blocks; a missing block is added only when its precision is chosen."""
-    cfg = resolve_deepspeed_config(ZERO2, 1, 1, 1, "fp32", None)
+    cfg = resolve_deepspeed_config(ZERO2, 1, 1, 1, "float32", None)
     assert cfg["bf16"]["enabled"] is False and cfg["fp16"]["enabled"] is False
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"zero_optimization": {"stage": 0}}))
-    assert resolve_deepspeed_config(path, 1, 1, 1, "fp16", None)["fp16"] == {"enabled": True}
-    assert "bf16" not in resolve_deepspeed_config(path, 1, 1, 1, "fp16", None)
+    assert resolve_deepspeed_config(path, 1, 1, 1, "float16", None)["fp16"] == {"enabled": True}
+    assert "bfloat16" not in resolve_deepspeed_config(path, 1, 1, 1, "float16", None)
 
 
 def test_explicit_values_must_agree(tmp_path: Path) -> None:
     """An explicit value equal to the trainer's is kept; a different one names the file and the key."""
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "train_batch_size": 8, "gradient_clipping": 1}))
-    assert resolve_deepspeed_config(path, 2, 2, 2, "fp32", 1.0)["train_batch_size"] == 8
+    assert resolve_deepspeed_config(path, 2, 2, 2, "float32", 1.0)["train_batch_size"] == 8
     with pytest.raises(ParamsError) as info:
-        resolve_deepspeed_config(path, 2, 1, 2, "fp32", 1.0)
+        resolve_deepspeed_config(path, 2, 1, 2, "float32", 1.0)
     assert str(path) in str(info.value) and "'train_batch_size' is 8" in str(info.value)
     path.write_text(json.dumps({"bf16": {"enabled": True}}))
     with pytest.raises(ParamsError, match="bf16: 'enabled' is True"):
-        resolve_deepspeed_config(path, 1, 1, 1, "fp16", None)
+        resolve_deepspeed_config(path, 1, 1, 1, "float16", None)
 
 
 @pytest.mark.parametrize(
@@ -327,28 +329,28 @@ def test_unsupported_configs(tmp_path: Path, config: Any, fragment: str) -> None
     path = tmp_path / "ds.json"
     path.write_text(json.dumps(config))
     with pytest.raises(ParamsError) as info:
-        resolve_deepspeed_config(path, 1, 1, 1, "bf16", 1.0)
+        resolve_deepspeed_config(path, 1, 1, 1, "bfloat16", 1.0)
     assert fragment in str(info.value) and str(path) in str(info.value)
 
 
 def test_bad_arguments_and_files(tmp_path: Path) -> None:
     """Out-of-range trainer settings are ParamsError; malformed JSON is a DataError naming the file."""
     with pytest.raises(ParamsError, match="micro_batch must be an integer >= 1, got 0"):
-        resolve_deepspeed_config(ZERO2, 0, 1, 1, "bf16", 1.0)
+        resolve_deepspeed_config(ZERO2, 0, 1, 1, "bfloat16", 1.0)
     with pytest.raises(ParamsError, match="'fp8'"):
         resolve_deepspeed_config(ZERO2, 1, 1, 1, "fp8", 1.0)  # type: ignore[arg-type]
     with pytest.raises(ParamsError, match="grad_clip must be >= 0"):
-        resolve_deepspeed_config(ZERO2, 1, 1, 1, "bf16", -1.0)
+        resolve_deepspeed_config(ZERO2, 1, 1, 1, "bfloat16", -1.0)
     broken = tmp_path / "broken.json"
     broken.write_text('{"train_batch_size": ')
     with pytest.raises(DataError, match=r"broken\.json"):
-        resolve_deepspeed_config(broken, 1, 1, 1, "bf16", 1.0)
+        resolve_deepspeed_config(broken, 1, 1, 1, "bfloat16", 1.0)
 
 
 def test_shipped_files_keep_auto_on_disk() -> None:
     """Resolving returns a new dict; the shipped files keep "auto" so any trainer setting can fill them."""
     before = ZERO3.read_bytes()
-    resolve_deepspeed_config(ZERO3, 2, 2, 2, "bf16", 1.0, hidden_size=64)
+    resolve_deepspeed_config(ZERO3, 2, 2, 2, "bfloat16", 1.0, hidden_size=64)
     assert ZERO3.read_bytes() == before
     assert json.loads(before)["train_micro_batch_size_per_gpu"] == "auto"
 
@@ -358,3 +360,38 @@ def test_process_environment_untouched() -> None:
     before = dict(os.environ)
     build(launcher="python", cpu=True, env={"HADPO_X": "1"}, master_port=29506)
     assert dict(os.environ) == before
+
+
+def _readme_commands(fragment: str) -> list[list[str]]:
+    """The README's command lines (in backquotes) that contain ``fragment``, split as a shell would."""
+    import re
+    import shlex
+
+    text = (REPO / "README.md").read_text()
+    return [shlex.split(cmd) for cmd in re.findall(r"`([^`\n]+)`", text) if fragment in cmd]
+
+
+def test_the_readme_multi_node_commands_build_their_launch_lines() -> None:
+    """The README's two multi-node commands, as written, give a deepspeed and a torchrun command line that reach
+    the other node (hostfile, master address and port; node rank)."""
+    from hadpo.overrides import parse_value
+    from hadpo.train.config import TrainConfig
+    from hadpo.train.stage import launch_command
+
+    commands = _readme_commands("-p num_nodes 2")
+    assert len(commands) == 2
+    argvs = {}
+    for argv in commands:
+        files = [argv[i + 1] for i, a in enumerate(argv) if a == "-f"]
+        values = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "-p"}
+        cfg = TrainConfig.from_sources([REPO / f for f in files], {k: parse_value(v) for k, v in values.items()})
+        cmd = launch_command(cfg)
+        argvs[cfg.launch_spec.launcher] = cmd.argv
+    deepspeed, torchrun = argvs["deepspeed"], argvs["torchrun"]
+    hostfile = deepspeed[deepspeed.index("--hostfile") + 1]
+    assert hostfile == str(REPO / "hostfile")
+    assert deepspeed[deepspeed.index("--num_gpus"):deepspeed.index("--module")] == [
+        "--num_gpus", "8", "--num_nodes", "2", "--master_addr", "node1", "--master_port", "29500"]
+    assert torchrun[torchrun.index("--nproc_per_node"):torchrun.index("-m")] == [
+        "--nproc_per_node", "8", "--nnodes", "2", "--node_rank", "0", "--master_addr", "node1",
+        "--master_port", "29500"]

@@ -12,17 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from hadpo.errors import DataError
-from hadpo.io import read_json, read_jsonl
+from hadpo.distributed import DistContext
+from hadpo.errors import DataError, ParamsError
+from hadpo.io import read_jsonl
+from hadpo.models.loading import load_model
+from hadpo.specs import ModelSpec
 from hadpo.train.config import TrainConfig
-from hadpo.train.distributed import DistInfo
-from hadpo.train.run import CONFIG_FILE, launch_command, launch_training
+from hadpo.train.stage import CONFIG_FILE, launch_command, launch_training
 
-CPU = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+CPU = DistContext(rank=0, local_rank=0, world_size=1, device="cpu")
 
 
 def _dpo(tmp_path: Path, model: Path, data: Path, **overrides) -> TrainConfig:
-    base = dict(mode="dpo", model=str(model), data_root=str(data), output_dir=str(tmp_path / "run"),
+    base = dict(objective="dpo", model=str(model), data_root=str(data), output_dir=str(tmp_path / "run"),
                 template="vicuna_v1", per_device_batch_size=2, learning_rate=5e-3, max_steps=4, save_steps=2,
                 launcher="python", deepspeed_config=None, device="cpu", lora_r=4, lora_alpha=8)
     return TrainConfig.from_dict({**base, **overrides})
@@ -50,11 +52,10 @@ def test_dpo_under_deepspeed(tmp_path, tiny_model_dir, train_world, zero, procs)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
                 "logps/rejected", "grad_norm", "learning_rate"):
         assert key in metrics[-1]
-    from hadpo.models.loading import load_model
-
     adapter = Path(cfg.output_dir) / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "multi_modal_projector.safetensors").is_file()
-    tuned, base = load_model(str(tiny_model_dir), adapter=str(adapter)), load_model(str(tiny_model_dir))
+    tuned = load_model(ModelSpec(model=str(tiny_model_dir), adapter=str(adapter), device="cpu"))
+    base = load_model(ModelSpec(model=str(tiny_model_dir), device="cpu"))
     ids = torch.tensor([[1, 5, 6, 7]])
     assert not torch.allclose(tuned.model(input_ids=ids).logits, base.model(input_ids=ids).logits)
 
@@ -138,58 +139,12 @@ def test_precomputed_reference_equals_per_step_reference(tmp_path, tiny_model_di
     assert [e.ref_chosen for e in again.dataset] == [e.ref_chosen for e in objective.dataset]
 
 
-def test_sft_decision_token_and_description_weights(tmp_path, tiny_model_dir, train_world) -> None:
-    """The loss is sum(w * nll) / sum(w) with w = decision_token_weight on the Yes/No token of existence
-    questions only (the first answer token that is not whitespace), w = description_weight on every token of a
-    description, and 1 elsewhere; the unweighted NLL is logged beside it."""
-    from hadpo.train.objectives import build_sft
+def test_objectives_are_looked_up_in_the_registry(tmp_path, tiny_model_dir, train_world) -> None:
+    """An unknown objective is refused by name; a built-in one refuses options it does not take."""
+    from hadpo.train.objectives import build_objective
 
-    cfg = TrainConfig.from_dict(dict(mode="sft", model=str(tiny_model_dir), data_root=str(train_world),
-                                     output_dir=str(tmp_path / "sft"), vision_pretrain_steps=0, device="cpu",
-                                     decision_token_weight=10.0, description_weight=3.0, max_pairs=12))
-    objective = build_sft(cfg, CPU)
-    decisions = [e.decision for e in objective.dataset]
-    assert -1 in decisions and any(d >= 0 for d in decisions)
-    # Descriptions are exactly the examples without a decision token (the world's kinds: desc and qa_*).
-    assert [e.description for e in objective.dataset] == [d < 0 for d in decisions]
-    tok = objective.encoder.tokenizer
-    for e in objective.dataset:
-        if e.decision >= 0:  # the weighted token is the Yes/No word itself, never a bare space
-            assert tok.decode([e.answer_ids[e.decision]]).strip() in ("Yes", "No")
-    batch = objective.collate(objective.dataset[:8])
-    loss, metrics = objective(batch)
-    from hadpo.train.logps import packed_logps
-
-    logps = packed_logps(objective.model, batch["packed"])
-    nll = -logps.per_token[:, 0]
-    w = torch.ones_like(nll)
-    assert batch["description"].any() and not batch["description"].all()
-    for row, index in enumerate(batch["decision"].tolist()):
-        if index >= 0:
-            w[row, index] = 10.0
-        if batch["description"][row]:
-            w[row, :] = 3.0
-    expected = (w * nll * logps.mask[:, 0]).sum() / (w * logps.mask[:, 0]).sum()
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert metrics["nll"] == pytest.approx(((nll * logps.mask[:, 0]).sum() / logps.mask[:, 0].sum()).item(), rel=1e-5)
-    assert loss.item() != pytest.approx(metrics["nll"], rel=1e-3)
-
-
-@pytest.mark.slow
-def test_sft_trains_and_saves_a_loadable_model(tmp_path, tiny_model_dir, train_world) -> None:
-    cfg = TrainConfig.from_dict(dict(mode="sft", model=str(tiny_model_dir), data_root=str(train_world),
-                                     output_dir=str(tmp_path / "sft"), vision_pretrain_steps=5, device="cpu",
-                                     max_steps=3, per_device_batch_size=8, learning_rate=2e-3, launcher="python",
-                                     deepspeed_config=None, template="plain"))
-    summary = launch_training(cfg, echo=None)
-    from hadpo.models.loading import load_model
-
-    loaded = load_model(summary["model"])
-    before = load_model(str(tiny_model_dir))
-    vision_after = dict(loaded.model.model.vision_tower.named_parameters())
-    changed_lm = any(not torch.equal(p, dict(before.model.named_parameters())[n])
-                     for n, p in loaded.model.named_parameters() if "language_model" in n)
-    assert changed_lm and vision_after
-    metrics = read_jsonl(Path(cfg.output_dir) / "metrics.jsonl")
-    assert len(metrics) == 3 and all("nll" in m for m in metrics)
-    assert read_json(Path(cfg.output_dir) / "manifest.json")["data"]["examples"] == summary["examples"]
+    with pytest.raises(ParamsError, match=r"parameter 'objective' must be one of \['dpo', .*got 'ppo'"):
+        _dpo(tmp_path, tiny_model_dir, train_world, objective="ppo")
+    cfg = _dpo(tmp_path, tiny_model_dir, train_world, objective_options={"beta2": 1.0})
+    with pytest.raises(ParamsError, match="objective 'dpo' takes no options"):
+        build_objective(cfg, CPU)

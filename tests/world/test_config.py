@@ -10,12 +10,13 @@ from hadpo.world.config import WorldConfig
 
 def test_defaults_are_the_base_models_world() -> None:
     """`hadpo world` with no options writes the world notebook 00 trains its base model on: 48 px, 16-px cells,
-    and the same scene and bias knobs as BaseModelConfig's defaults."""
-    from hadpo.basemodel import BaseModelConfig, world_config
+    and the same scene and bias knobs (notebook 00 composes WorldConfig: every world key is declared once)."""
+    from hadpo.world.config import BaseModelConfig
 
     cfg = WorldConfig()
     assert (cfg.image_size, cfg.cell) == (48, 16)
-    assert world_config(BaseModelConfig()) == cfg
+    assert BaseModelConfig().world == cfg
+    assert set(WorldConfig.field_names()) <= set(BaseModelConfig.field_names())
     assert all(WorldConfig.help().values())
 
 

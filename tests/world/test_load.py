@@ -75,5 +75,5 @@ def test_corrupt_world_json_names_file_and_field(small_world: Path, tmp_path: Pa
 
 
 def test_missing_world_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="hadpo world --out"):
+    with pytest.raises(DataError, match="hadpo world DIR"):
         load_world(tmp_path)

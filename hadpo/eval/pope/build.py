@@ -155,7 +155,7 @@ def build_pope_files(cfg: PopeBuildConfig) -> dict[str, Path]:
         n_images=cfg.n_images,
         seed=cfg.seed,
         sample_num=cfg.sample_num,
-        template=cfg.template,
+        template=cfg.question_template,
         source=instances,
     )
     out_dir = Path(cfg.out_dir) if cfg.out_dir else layout.pope_dir

@@ -1,82 +1,34 @@
 """``hadpo pope-build``, ``hadpo pope-run`` and ``hadpo pope-score``: the POPE stage on the command line.
 
-``pope-build`` and ``pope-run`` take their parameters from an optional ``--params`` YAML file and then from
-``--<name> VALUE`` options, one per field of :class:`PopeBuildConfig` / :class:`PopeConfig` (values are read
-as YAML, so ``null``, ``true`` and numbers work). ``pope-run`` runs under ``torchrun`` as well::
+``pope-build`` and ``pope-run`` take :class:`PopeBuildConfig` / :class:`PopeConfig` keys in papermill's syntax
+(``-f params/world/03_pope.yaml -p set adv``). ``pope-run`` runs under ``torchrun`` as well::
 
-    torchrun --nproc_per_node 8 -m hadpo.cli pope-run --params params/pope.yaml --set all
+    torchrun --nproc_per_node 8 -m hadpo.cli pope-run -f params/7b/03_pope.yaml -p set all
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import sys
-import typing
-from typing import Any, TypeVar
+from typing import Any
 
-from hadpo.config import Params
-from hadpo.errors import HadpoError
-from hadpo.eval.pope.config import PopeBuildConfig, PopeConfig
-
-P = TypeVar("P", bound=Params)
-
-
-def _add_params_options(parser: argparse.ArgumentParser, cls: type[Params]) -> None:
-    """``--params FILE`` plus one ``--<field>`` option per parameter of ``cls`` (help from the dataclass)."""
-    parser.add_argument("--params", metavar="YAML", default=None, help="params file; options below override it")
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            metavar="VALUE",
-            default=argparse.SUPPRESS,
-            help=f"{f.metadata.get('help', '')} [{_type_label(hints[f.name])}; default: {default!r}]",
-        )
-
-
-def _type_label(tp: Any) -> str:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is typing.Literal:
-        return "|".join(map(str, args))
-    return " | ".join(getattr(a, "__name__", str(a)) for a in args) if args else getattr(tp, "__name__", str(tp))
-
-
-def _params_from_args(cls: type[P], args: argparse.Namespace) -> P:
-    """Build ``cls`` from ``--params`` and the given options (each value parsed as YAML, strings kept as typed)."""
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for name in cls.field_names():
-        if name in vars(args):
-            raw = getattr(args, name)
-            value = yaml.safe_load(raw) if raw.strip() else raw
-            # "--model 7" or "--set 2023" should stay strings; YAML would turn them into numbers.
-            overrides[name] = raw if isinstance(value, (int, float)) and _is_str_field(cls, name) else value
-    if args.params:
-        return cls.from_yaml(args.params, **overrides)
-    return cls.from_dict(overrides, source="command line")
-
-
-def _is_str_field(cls: type[Params], name: str) -> bool:
-    tp = typing.get_type_hints(cls)[name]
-    return tp is str or str in typing.get_args(tp)
+from hadpo.overrides import add_params_arguments
 
 
 def register(subparsers: Any) -> None:
     """Add ``pope-build``, ``pope-run`` and ``pope-score`` to the ``hadpo`` parser."""
+    from hadpo.eval.pope.config import PopeBuildConfig, PopeConfig
+
     build = subparsers.add_parser(
         "pope-build",
         help="build the POPE random/popular/adversarial question files from COCO instances",
         description="Draw images with >= 3 annotated categories and write POPE's three question files "
         "(3 present + 3 absent objects per image) under <data_root>/POPE/output/coco/. Same seed, same files.",
     )
-    _add_params_options(build, PopeBuildConfig)
+    add_params_arguments(build)
     build.set_defaults(func=_build)
+    build.legacy = {"keys": PopeBuildConfig.field_names()}
 
     run = subparsers.add_parser(
         "pope-run",
@@ -85,8 +37,9 @@ def register(subparsers: Any) -> None:
         "<run_dir>/<set>/answers.jsonl + protocol.json + metrics.json and the run's metrics tables, and "
         "print the metrics as one JSON object.",
     )
-    _add_params_options(run, PopeConfig)
+    add_params_arguments(run)
     run.set_defaults(func=_run)
+    run.legacy = {"keys": PopeConfig.field_names()}
 
     score = subparsers.add_parser(
         "pope-score",
@@ -101,31 +54,22 @@ def register(subparsers: Any) -> None:
     score.set_defaults(func=_score)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-    return 1
-
-
 def _build(args: argparse.Namespace) -> int:
     from hadpo.eval.pope.build import build_pope_files
+    from hadpo.eval.pope.config import PopeBuildConfig
+    from hadpo.overrides import config_from_args
 
-    try:
-        cfg = _params_from_args(PopeBuildConfig, args)
-        paths = build_pope_files(cfg)
-    except (HadpoError, ValueError) as exc:
-        return _fail(exc)
+    paths = build_pope_files(config_from_args(PopeBuildConfig, args))
     print(json.dumps({s: str(p) for s, p in paths.items()}))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hadpo.eval.pope.run import run_pope
+    from hadpo.eval.pope.config import PopeConfig
+    from hadpo.eval.pope.stage import run_pope
+    from hadpo.overrides import config_from_args
 
-    try:
-        cfg = _params_from_args(PopeConfig, args)
-        metrics = run_pope(cfg)
-    except (HadpoError, ValueError) as exc:
-        return _fail(exc)
+    metrics = run_pope(config_from_args(PopeConfig, args))
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns the same metrics
         print(json.dumps(metrics))
     return 0
@@ -134,9 +78,6 @@ def _run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from hadpo.eval.pope.score import score_files
 
-    try:
-        metrics = score_files(args.answers, args.labels, rule=args.rule)
-    except (HadpoError, ValueError) as exc:
-        return _fail(exc)
+    metrics = score_files(args.answers, args.labels, rule=args.rule)
     print(json.dumps(metrics))
     return 0

@@ -23,15 +23,14 @@ appends to ``answers.rank{r}.jsonl`` and, after a barrier, rank 0 merges every f
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hadpo.data.layout import DataLayout
 from hadpo.data.pope_files import PopeQuestion, read_pope_questions
+from hadpo.distributed import DistContext
 from hadpo.errors import DataError, HadpoError
 from hadpo.eval.pope.config import PopeConfig
 from hadpo.io import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl_tolerant, sha256_file
@@ -202,54 +201,6 @@ def answer_questions(
 # ---- processes --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DistContext:
-    """This process's rank in a ``torchrun`` job (rank 0 of 1 without one) and its device."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: str
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every rank (no-op in a single process)."""
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-
-def init_dist(device: str = "auto") -> tuple[DistContext, bool]:
-    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK, join the process group, pick the device.
-
-    Returns the context and whether this call created the process group (its creator destroys it). The backend
-    is NCCL on CUDA and gloo on CPU; ``auto`` and ``cuda`` mean ``cuda:LOCAL_RANK`` when CUDA is present.
-    """
-    import torch
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
-    created = False
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-            created = True
-    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device), created
-
-
 def shard(groups: Sequence[Sequence[PopeQuestion]], rank: int, world_size: int) -> list[list[PopeQuestion]]:
     """Rank ``rank``'s contiguous slice of the image groups (sizes differ by at most one group)."""
     n = len(groups)
@@ -277,7 +228,7 @@ def _adapter_hashes(adapter: str | None) -> dict[str, str]:
         return {}
     folder = Path(adapter).expanduser()
     if not folder.is_dir():
-        raise DataError(folder, "adapter folder not found")
+        raise DataError(folder.absolute(), "adapter folder not found")
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
 
 
@@ -288,18 +239,19 @@ def build_protocol(cfg: PopeConfig, pope_set: str, ctx: DistContext) -> dict[str
         "pope_set": pope_set,
         "questions_file": str(qpath),
         "questions_sha256": sha256_file(qpath),
-        "model": cfg.model,
-        "adapter": cfg.adapter,
-        "adapter_sha256": _adapter_hashes(cfg.adapter),
-        "merge_adapter": cfg.merge_adapter,
-        "conversation": cfg.template,
+        "model": cfg.model_spec.model,
+        "adapter": cfg.model_spec.adapter,
+        "adapter_sha256": _adapter_hashes(cfg.model_spec.adapter),
+        "merge_adapter": cfg.model_spec.merge_adapter,
+        "conversation": cfg.prompt_spec.template,
         "prompt_variant": cfg.prompt_variant,
-        "image_mode": cfg.image_mode,
-        "decoding": {"strategy": "greedy", "max_new_tokens": cfg.max_new_tokens, "skip_special_tokens": True},
-        "batch_size": cfg.batch_size,
-        "dtype": cfg.dtype,
+        "image_mode": cfg.prompt_spec.image_mode,
+        "decoding": {"strategy": "greedy", "max_new_tokens": cfg.decoding.max_new_tokens,
+                     "skip_special_tokens": True},
+        "batch_size": cfg.decoding.batch_size,
+        "dtype": cfg.model_spec.dtype,
         "device_type": ctx.device.split(":")[0],
-        "attn_implementation": cfg.attn_implementation,
+        "attn_implementation": cfg.model_spec.attn_implementation,
         "world_size": ctx.world_size,
         "environment": environment(),
     }
@@ -365,7 +317,7 @@ def _image_loader(cfg: PopeConfig, qfile: Path) -> Callable[[PopeQuestion], Imag
                 img.load()
                 return img
         except FileNotFoundError:
-            raise DataError(qfile, f"image file {path} not found", record=q.question_id, field="image") from None
+            raise DataError(qfile, f"image file {path.absolute()} not found", record=q.question_id, field="image") from None
         except OSError as exc:
             raise DataError(qfile, f"cannot read image {path}: {exc}", record=q.question_id, field="image") from None
 
@@ -403,9 +355,9 @@ def run_inference(
         answerer = PopeAnswerer(
             get_model(),
             prompt_variant=cfg.prompt_variant,
-            image_mode=cfg.image_mode,
-            max_new_tokens=cfg.max_new_tokens,
-            template=cfg.template,
+            image_mode=cfg.prompt_spec.image_mode,
+            max_new_tokens=cfg.decoding.max_new_tokens,
+            template=cfg.prompt_spec.template,
         )
         show = cfg.progress and ctx.is_main
         with tqdm(total=len(mine), desc=f"POPE {pope_set}", disable=not show, file=sys.stderr) as bar:
@@ -413,7 +365,7 @@ def run_inference(
                 answerer,
                 mine,
                 _image_loader(cfg, qfile),
-                batch_size=cfg.batch_size,
+                batch_size=cfg.decoding.batch_size,
                 on_batch=lambda records: append_jsonl(out, records),
                 progress=bar,
             )

@@ -1,6 +1,7 @@
-"""SHR (sentence-level hallucination ratio): describe images, judge every sentence, compute the metrics."""
+"""SHR (sentence-level hallucination ratio): describe images, judge every sentence, compute the metrics.
 
-from hadpo.eval.shr.config import ShrConfig
-from hadpo.eval.shr.run import run_shr
-
-__all__ = ["ShrConfig", "run_shr"]
+- :mod:`~hadpo.eval.shr.stage` — stage 04: ``run(cfg)`` describes, judges and scores;
+- :mod:`~hadpo.eval.shr.config` — ``ShrConfig``;
+- :mod:`~hadpo.eval.shr.inputs`, ``prompt``, ``sentences``, ``judge``, ``parse``, ``metrics`` — the protocol's parts;
+- :mod:`~hadpo.eval.shr.cli` — ``hadpo shr`` and ``hadpo shr-judge``.
+"""

@@ -1,38 +1,16 @@
 """``hadpo shr`` (describe + judge + score) and ``hadpo shr-judge`` (judge a precomputed description file).
 
-Both read an optional params YAML (ShrConfig keys) and apply ``--set key=value`` overrides on top, values read
-as YAML (``--set num_runs=3 --set judge=oracle``). Heavy imports happen inside the commands.
+Parameters are ShrConfig keys in papermill's syntax: ``-f params/world/04_shr.yaml -p num_runs 3``. Heavy imports
+happen inside the commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from hadpo.errors import HadpoError, ParamsError
-
-
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ParamsError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
-
-
-def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
-    from hadpo.eval.shr.config import ShrConfig
-
-    values = {**_overrides(args.set), **{k: v for k, v in extra.items() if v is not None}}
-    if args.params:
-        return ShrConfig.from_yaml(args.params, **values)
-    return ShrConfig.from_dict(values, source="command line")
+from hadpo.overrides import add_params_arguments
 
 
 def _summary(metrics: dict[str, Any], run_dir: str) -> str:
@@ -42,14 +20,12 @@ def _summary(metrics: dict[str, Any], run_dir: str) -> str:
 
 
 def _run(args: argparse.Namespace, extra: dict[str, Any]) -> int:
-    from hadpo.eval.shr.run import run_shr
+    from hadpo.eval.shr.config import ShrConfig
+    from hadpo.eval.shr.stage import run_shr
+    from hadpo.overrides import config_from_args
 
-    try:
-        cfg = _config(args, extra)
-        metrics = run_shr(cfg)
-    except HadpoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_from_args(ShrConfig, args, extra)
+    metrics = run_shr(cfg)
     if args.json:
         print(json.dumps({k: v for k, v in metrics.items() if k != "protocol"}, indent=2))
     else:
@@ -62,15 +38,18 @@ def _shr(args: argparse.Namespace) -> int:
 
 
 def _shr_judge(args: argparse.Namespace) -> int:
-    return _run(args, {"responses": args.responses, "data_root": args.data_root, "run_dir": args.run_dir,
-                       "judge": args.judge})
+    from pathlib import Path
+
+    # A file named on the command line is relative to where the command runs.
+    return _run(args, {"responses": str(Path(args.responses).absolute())})
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", help="params YAML with ShrConfig keys")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter (repeatable), value read as YAML")
+    add_params_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    from hadpo.eval.shr.config import ShrConfig
+
+    parser.legacy = {"keys": ShrConfig.field_names(), "flags": {"--run-dir": "run_dir", "--data-root": "data_root"}}  # type: ignore[attr-defined]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,10 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     judge = subparsers.add_parser("shr-judge", help="SHR: judge a precomputed {image_id: description} JSON",
                                   description="Judge descriptions made elsewhere (one JSON object mapping SHR "
-                                  "image ids to descriptions) and write judgement.json and metrics.json.")
+                                  "image ids to descriptions) and write judgement.json and metrics.json, e.g. "
+                                  "hadpo shr-judge responses.json -p data_root data -p run_dir runs/shr/x.")
     judge.add_argument("responses", help="JSON file {image_id: description}")
-    judge.add_argument("--data-root", help="data root with the shr/ and VG/ files")
-    judge.add_argument("--run-dir", help="output folder")
-    judge.add_argument("--judge", choices=("openai", "oracle"), help="judge backend")
     _common(judge)
     judge.set_defaults(func=_shr_judge)

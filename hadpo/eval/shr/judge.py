@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hadpo.eval.judge.base import ChatClient, ChatRequest
 from hadpo.eval.shr.parse import parse_judgement
 from hadpo.eval.shr.prompt import DEFAULT_MAX_PROMPT_CHARS, build_judge_prompt
 from hadpo.eval.shr.sentences import judged_sentences
+from hadpo.judge.base import ChatClient, ChatRequest
 
 #: Status of an image in one judge run.
 JUDGED, UNJUDGED, SKIPPED = "judged", "unjudged", "skipped"

@@ -145,7 +145,7 @@ def test_bad_build_params() -> None:
     with pytest.raises(ParamsError, match="n_images"):
         PopeBuildConfig(n_images=0)
     with pytest.raises(ParamsError, match="template"):
-        PopeBuildConfig(template="Is there a cat?")
+        PopeBuildConfig(question_template="Is there a cat?")
     with pytest.raises(ParamsError, match="unknown parameter"):
         PopeBuildConfig.from_dict({"images": 5})
 

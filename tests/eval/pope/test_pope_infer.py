@@ -19,13 +19,14 @@ from hadpo.eval.pope.infer import (
 from hadpo.models.image import prepare_image
 from hadpo.models.loading import LoadedModel, load_model
 from hadpo.models.prompts import SHORT_ANSWER_SUFFIX, get_template
+from hadpo.specs import ModelSpec
 
 MAX_NEW = 6
 
 
 @pytest.fixture(scope="module")
 def loaded(varied_model_dir: Path) -> LoadedModel:
-    return load_model(str(varied_model_dir))
+    return load_model(ModelSpec(model=str(varied_model_dir), device="cpu"))
 
 
 @pytest.fixture(scope="module")

@@ -173,4 +173,4 @@ def test_cli_error_is_one_line_and_exit_1(files: tuple[Path, Path], capsys: pyte
     _write(answers, [{"question_id": 1, "answer": "Yes"}])
     assert main(["pope-score", "--answers", str(answers), "--labels", str(labels)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "question_id 2, 3, 4" in err and "\n" not in err
+    assert err.startswith("hadpo pope-score: error: ") and "question_id 2, 3, 4" in err and "\n" not in err

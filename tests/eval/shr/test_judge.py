@@ -7,13 +7,14 @@ import re
 
 import pytest
 
-from hadpo.eval.judge.base import ChatRequest
-from hadpo.eval.judge.local import LocalChatClient
-from hadpo.eval.judge.openai_client import OpenAIChatClient, OpenAIChatParams
-from hadpo.eval.judge.stub_server import StubChatServer
 from hadpo.eval.shr.judge import ShrItem, judge_descriptions, judge_run, status_counts
 from hadpo.eval.shr.metrics import shr_metrics
 from hadpo.eval.shr.prompt import format_judgement
+from hadpo.judge.base import ChatRequest
+from hadpo.judge.local import LocalChatClient
+from hadpo.judge.openai_client import OpenAIChatClient
+from hadpo.judge.stub_server import StubChatServer
+from hadpo.specs import JudgeSpec
 
 ITEMS = [
     ShrItem("1", "There is a red circle. There is a blue square.", ("[0.00, 0.00, 0.50, 0.50]: a red circle",),
@@ -112,9 +113,9 @@ def test_openai_judge_reasks_past_the_cache_and_reruns_from_it(tmp_path, monkeyp
 
     with StubChatServer(answer) as server:
         def judge() -> dict:
-            params = OpenAIChatParams(base_url=server.url, model="stub", api_key_env=KEY_ENV, progress=False,
-                                      cache_path=str(tmp_path / "cache.sqlite"), backoff_base=0.0)
-            with OpenAIChatClient(params) as client:
+            spec = JudgeSpec(base_url=server.url, judge_model="stub", api_key_env=KEY_ENV)
+            with OpenAIChatClient(spec, cache_path=str(tmp_path / "cache.sqlite"), progress=False,
+                                  backoff_base=0.0) as client:
                 return judge_descriptions(ITEMS, client, num_runs=2, max_attempts=3)
 
         first = judge()

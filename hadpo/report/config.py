@@ -1,0 +1,52 @@
+"""Parameters of the dashboard (notebook 05, ``params/*/05_dashboard.yaml``): which run folders, where it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hadpo.config import Params, check, param
+from hadpo.data.layout import canonical_pope_set
+from hadpo.errors import ParamsError
+
+
+@dataclass
+class DashboardConfig(Params):
+    """Where the base and HA-DPO results are, where the report goes, and how to compute intervals."""
+
+    run_name: str = param("demo", "Name of this comparison, shown on the reports index page.", section="naming")
+    model_name: str = param("LLaVA-1.5", "Base model name for the tables' Model column.")
+    base_pope_dir: str = param("runs/demo/pope/base", "POPE run folder of the base model (<set>/answers.jsonl ...).",
+                               kind="path", section="POPE (required)")
+    hadpo_pope_dir: str = param("runs/demo/pope/hadpo", "POPE run folder of the HA-DPO (adapter) model.",
+                                kind="path")
+    pope_sets: list[str] = param(["random", "popular", "adversarial"], "POPE sets (adv = adversarial).")
+    pope_data_root: str | None = param(
+        None, "Data root whose POPE question files hold the labels; None: the file named in each protocol.json.",
+        kind="path")
+    base_shr_dir: str | None = param("runs/demo/shr/base", "SHR run folder of the base model; None: no SHR.",
+                                     kind="path", section="SHR, training (optional)")
+    hadpo_shr_dir: str | None = param("runs/demo/shr/hadpo", "SHR run folder of the HA-DPO model; None: no SHR.",
+                                      kind="path")
+    train_dir: str | None = param("runs/demo/train", "Training run folder (metrics.jsonl); None: no curves.",
+                                  kind="path")
+    require_all: bool = param(False, "Missing optional results (SHR, training) are an error instead of a note.")
+    report_dir: str = param("reports/demo", "Folder for the PNG figures and summary.json (one run of reports/).",
+                            kind="path", section="output and statistics")
+    bootstrap_resamples: int = param(1000, "Bootstrap resamples per interval.")
+    confidence: float = param(0.95, "Confidence level of the bootstrap intervals.")
+    seed: int = param(0, "Seed of the bootstrap draws (same seed, same intervals).")
+    qualitative_limit: int = param(5, "Images in the side-by-side descriptions.")
+    qualitative_run: str = param("run1", "SHR judge run whose verdicts are highlighted.")
+    smooth: int = param(1, "Training curves: trailing mean over this many steps (1: raw values).")
+
+    def validate(self) -> None:
+        check(bool(self.pope_sets), "parameter 'pope_sets' must name at least one POPE set")
+        try:
+            self.pope_sets = list(dict.fromkeys(canonical_pope_set(s) for s in self.pope_sets))
+        except ValueError as exc:
+            raise ParamsError(f"parameter 'pope_sets': {exc}") from None
+        check(self.bootstrap_resamples >= 1, f"parameter 'bootstrap_resamples' must be >= 1, got "
+                                             f"{self.bootstrap_resamples}")
+        check(0 < self.confidence < 1, f"parameter 'confidence' must be in (0, 1), got {self.confidence}")
+        check(self.qualitative_limit >= 1, f"parameter 'qualitative_limit' must be >= 1, got {self.qualitative_limit}")
+        check(self.smooth >= 1, f"parameter 'smooth' must be >= 1, got {self.smooth}")

@@ -1,0 +1,386 @@
+"""Stage 05, the dashboard: one-call functions that each read result files only and return something a notebook
+displays (a DataFrame, a Figure or HTML); every figure is also saved as PNG in ``report_dir``.
+
+Inputs (all paths relative to the working directory, or absolute)::
+
+    <base_pope_dir>/<set>/answers.jsonl  protocol.json  metrics.json      POPE, base model (required)
+    <hadpo_pope_dir>/<set>/...                                            POPE, HA-DPO model (required)
+    <base_shr_dir>/metrics.json  judgement.json                           SHR, base (optional)
+    <hadpo_shr_dir>/metrics.json  judgement.json                          SHR, HA-DPO (optional)
+    <train_dir>/metrics.jsonl                                             DPO training log (optional)
+
+POPE labels come from the question file recorded in each set's ``protocol.json`` (or under ``pope_data_root``).
+A missing POPE file is a :class:`~hadpo.errors.DataError` naming it; a missing optional part gives a visible
+"not available" note naming the missing file (an error with ``require_all``).
+
+Outputs in ``report_dir``: ``pope_bars.png``, ``shr_bars.png``, ``training_curves.png`` and ``summary.json``
+(headline numbers for ``reports/index.html``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hadpo.data.layout import DataLayout
+from hadpo.errors import DataError
+from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_file
+from hadpo.manifest import environment
+from hadpo.report import plots, stats, tables
+from hadpo.report.config import DashboardConfig
+from hadpo.report.html import SUMMARY_FILE, HtmlFragment, note
+from hadpo.report.qualitative import read_judgements, side_by_side
+
+NOTEBOOK = "05_dashboard"
+Config = DashboardConfig
+
+POPE_FIGURE, SHR_FIGURE, TRAINING_FIGURE = "pope_bars.png", "shr_bars.png", "training_curves.png"
+
+
+class Unavailable(Exception):
+    """An optional part of the dashboard has no results; ``path`` is what is missing."""
+
+    def __init__(self, message: str, path: str | Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+# ---------------------------------------------------------------------------------------------------- POPE
+@dataclass(frozen=True)
+class PopeResults:
+    """POPE for both models: per-set comparisons (in ``pope_sets`` order) and the mean-F1 intervals."""
+
+    comparisons: dict[str, stats.PopeComparison]
+    mean_f1: tuple[stats.Interval, stats.Interval]
+
+
+def _set_files(run_dir: str, pope_set: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """(answers file, protocol, metrics) of one set of a POPE run folder; a missing file is a DataError."""
+    folder = Path(run_dir) / pope_set
+    answers = folder / "answers.jsonl"
+    for path in (answers, folder / "metrics.json", folder / "protocol.json"):
+        if not path.is_file():
+            raise DataError(path.absolute(), f"POPE result file not found (is '{pope_set}' evaluated in {run_dir}?)")
+    protocol, metrics = read_json(folder / "protocol.json"), read_json(folder / "metrics.json")
+    for path, data in ((folder / "protocol.json", protocol), (folder / "metrics.json", metrics)):
+        if not isinstance(data, dict):
+            raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    return answers, protocol, metrics
+
+
+def _labels_file(cfg: DashboardConfig, pope_set: str, protocol: dict[str, Any], protocol_file: Path) -> Path:
+    if cfg.pope_data_root:
+        path = DataLayout(cfg.pope_data_root).pope_file(pope_set)
+    else:
+        recorded = protocol.get("questions_file")
+        if not isinstance(recorded, str) or not recorded:
+            raise DataError(protocol_file, "no question (label) file recorded; set pope_data_root",
+                            field="questions_file")
+        path = Path(recorded)
+    if not path.is_file():
+        raise DataError(path.absolute(), f"POPE label file not found (named by {protocol_file}; set pope_data_root to override)")
+    expected = protocol.get("questions_sha256")
+    if isinstance(expected, str) and expected and sha256_file(path) != expected:
+        raise DataError(path, f"this label file is not the one the answers in {protocol_file.parent} were made for "
+                              f"(SHA-256 differs from protocol.json)", field="questions_sha256")
+    return path
+
+
+def _outcomes(cfg: DashboardConfig, run_dir: str, pope_set: str) -> stats.PopeOutcomes:
+    answers, protocol, metrics = _set_files(run_dir, pope_set)
+    folder = answers.parent
+    labels = _labels_file(cfg, pope_set, protocol, folder / "protocol.json")
+    rule = metrics.get("rule", "pope")
+    limit = metrics.get("limit")
+    outcomes = stats.pope_outcomes(answers, labels, rule=str(rule), limit=limit if isinstance(limit, int) else None)
+    recomputed = outcomes.metrics()
+    # metrics.json is written when the answers are scored; answers changed afterwards make it stale.
+    for key in ("TP", "FP", "TN", "FN"):
+        if key in metrics and metrics[key] != recomputed[key]:
+            raise DataError(folder / "metrics.json", f"{key} is {metrics[key]} but the answers give {recomputed[key]};"
+                                                     f" the file is stale, score the set again", field=key)
+    return outcomes
+
+
+def pope_results(cfg: DashboardConfig) -> PopeResults:
+    """Read both models' POPE answers, recompute their metrics, intervals and McNemar's test per set."""
+    comparisons: dict[str, stats.PopeComparison] = {}
+    base_by_set, adapted_by_set = {}, {}
+    for pope_set in cfg.pope_sets:
+        base = _outcomes(cfg, cfg.base_pope_dir, pope_set)
+        adapted = _outcomes(cfg, cfg.hadpo_pope_dir, pope_set)
+        if base.rule != adapted.rule:
+            raise DataError(Path(cfg.hadpo_pope_dir) / pope_set / "metrics.json",
+                            f"scored with rule {adapted.rule!r} but the base with {base.rule!r}; "
+                            "rescore one so both use the same rule", field="rule")
+        comparisons[pope_set] = stats.compare_pope(
+            base, adapted, n_resamples=cfg.bootstrap_resamples, seed=cfg.seed, confidence=cfg.confidence
+        )
+        base_by_set[pope_set], adapted_by_set[pope_set] = base, adapted
+    kwargs: dict[str, Any] = {"n_resamples": cfg.bootstrap_resamples, "seed": cfg.seed, "confidence": cfg.confidence}
+    mean = (stats.mean_f1_interval(base_by_set, **kwargs), stats.mean_f1_interval(adapted_by_set, **kwargs))
+    return PopeResults(comparisons=comparisons, mean_f1=mean)
+
+
+def pope_table(cfg: DashboardConfig, results: PopeResults | None = None) -> pd.DataFrame:
+    """POPE per set in the HA-DPO README's layout (base, HA-DPO, Δ), intervals, McNemar p, mean-F1 rows."""
+    results = results or pope_results(cfg)
+    frame = tables.pope_table(results.comparisons, model=cfg.model_name, mean_f1=results.mean_f1)
+    # The mean-of-sets rows fill only the F1 columns: show the others blank, not NaN.
+    return frame.astype(object).where(frame.notna(), "")
+
+
+def pope_figure(cfg: DashboardConfig, results: PopeResults | None = None) -> Figure:
+    """Accuracy, F1 and yes-ratio bars per set with interval error bars; saved as ``pope_bars.png``."""
+    results = results or pope_results(cfg)
+    comps = results.comparisons
+    fig = plots.pope_bars(
+        {s: c.base_metrics for s, c in comps.items()},
+        {s: c.adapted_metrics for s, c in comps.items()},
+        base_intervals={s: c.base_intervals for s, c in comps.items()},
+        adapted_intervals={s: c.adapted_intervals for s, c in comps.items()},
+        labels=(cfg.model_name, f"{cfg.model_name} + HA-DPO"),
+    )
+    plots.save_figure(fig, Path(cfg.report_dir) / POPE_FIGURE)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------- SHR
+@dataclass(frozen=True)
+class ShrResults:
+    """SHR for both models: ``metrics.json`` contents, judgements, and the image-bootstrap intervals."""
+
+    base_metrics: dict[str, Any]
+    adapted_metrics: dict[str, Any]
+    base_judgements: dict[str, Any]
+    adapted_judgements: dict[str, Any]
+    base_interval: stats.Interval | None
+    adapted_interval: stats.Interval | None
+    base_file: Path
+    adapted_file: Path
+
+
+def _shr_files(folder: str | None, which: str) -> tuple[Path, Path]:
+    if folder is None:
+        raise Unavailable(f"SHR not available: no {which}_shr_dir given", f"{which}_shr_dir")
+    metrics, judgement = Path(folder) / "metrics.json", Path(folder) / "judgement.json"
+    for path in (metrics, judgement):
+        if not path.is_file():
+            raise Unavailable(f"SHR not available: {path.absolute()} not found", path)
+    return metrics, judgement
+
+
+def _shr_interval(cfg: DashboardConfig, judgements: dict[str, Any], file: Path) -> stats.Interval | None:
+    counts = stats.shr_counts(judgements, file=file)
+    if not counts.image_ids:
+        return None
+    return stats.shr_interval(counts, n_resamples=cfg.bootstrap_resamples, seed=cfg.seed, confidence=cfg.confidence)
+
+
+def shr_results(cfg: DashboardConfig) -> ShrResults:
+    """Read both SHR run folders (raises :class:`Unavailable` naming a missing file)."""
+    b_metrics_file, b_judge_file = _shr_files(cfg.base_shr_dir, "base")
+    a_metrics_file, a_judge_file = _shr_files(cfg.hadpo_shr_dir, "hadpo")
+    metrics = []
+    for path in (b_metrics_file, a_metrics_file):
+        data = read_json(path)
+        if not isinstance(data, dict) or "mean_hal_ratio" not in data:
+            raise DataError(path, "expected SHR metrics with a 'mean_hal_ratio' key", field="mean_hal_ratio")
+        metrics.append(data)
+    b_judge, a_judge = read_judgements(b_judge_file), read_judgements(a_judge_file)
+    return ShrResults(
+        base_metrics=metrics[0],
+        adapted_metrics=metrics[1],
+        base_judgements=b_judge,
+        adapted_judgements=a_judge,
+        base_interval=_shr_interval(cfg, b_judge, b_judge_file),
+        adapted_interval=_shr_interval(cfg, a_judge, a_judge_file),
+        base_file=b_judge_file,
+        adapted_file=a_judge_file,
+    )
+
+
+def _check_required(cfg: DashboardConfig, exc: Unavailable) -> None:
+    """With ``require_all``, a missing optional part is an error naming what is missing."""
+    if cfg.require_all:
+        raise DataError(exc.path, f"{exc} (require_all is set)") from None
+
+
+def _optional(cfg: DashboardConfig, exc: Unavailable) -> HtmlFragment:
+    """The visible note shown in place of a missing optional part."""
+    _check_required(cfg, exc)
+    return note(str(exc))
+
+
+def shr_table(cfg: DashboardConfig, results: ShrResults | None = None) -> pd.DataFrame | HtmlFragment:
+    """SHR (×100, lower is better) base vs HA-DPO with length statistics, unjudged images and repetition."""
+    try:
+        results = results or shr_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    return tables.shr_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name,
+                            base_interval=results.base_interval, adapted_interval=results.adapted_interval)
+
+
+def shr_figure(cfg: DashboardConfig, results: ShrResults | None = None) -> Figure | HtmlFragment:
+    """SHR bars with interval error bars and length bars; saved as ``shr_bars.png``."""
+    try:
+        results = results or shr_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    fig = plots.shr_bars(
+        tables.shr_row(results.base_metrics), tables.shr_row(results.adapted_metrics),
+        base_interval=results.base_interval, adapted_interval=results.adapted_interval,
+        labels=(cfg.model_name, f"{cfg.model_name} + HA-DPO"),
+    )
+    plots.save_figure(fig, Path(cfg.report_dir) / SHR_FIGURE)
+    return fig
+
+
+def qualitative(cfg: DashboardConfig, results: ShrResults | None = None) -> HtmlFragment:
+    """The first ``qualitative_limit`` images described by both models, judged sentences highlighted."""
+    try:
+        results = results or shr_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    return side_by_side(
+        results.base_judgements, results.adapted_judgements, run=cfg.qualitative_run, limit=cfg.qualitative_limit,
+        labels=(cfg.model_name, f"{cfg.model_name} + HA-DPO"), base_file=results.base_file,
+        adapted_file=results.adapted_file,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- training
+def training_records(cfg: DashboardConfig) -> list[dict[str, Any]]:
+    """The training run's ``metrics.jsonl`` records (raises :class:`Unavailable` when absent or empty)."""
+    if cfg.train_dir is None:
+        raise Unavailable("training curves not available: no train_dir given", "train_dir")
+    path = Path(cfg.train_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise Unavailable(f"training curves not available: {path.absolute()} not found", path)
+    # A run still in progress may have a torn last line; the tolerant reader drops it.
+    records = read_jsonl_tolerant(path)
+    if not records:
+        raise Unavailable(f"training curves not available: {path} has no records yet", path)
+    for i, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise DataError(path, f"expected a JSON object, got {type(record).__name__}", record=i)
+        if not isinstance(record.get("step"), int):
+            raise DataError(path, f"expected an integer step, got {record.get('step')!r}", record=i, field="step")
+    return records
+
+
+def training_curves(cfg: DashboardConfig) -> Figure | HtmlFragment:
+    """Loss, reward margin, reward accuracy, chosen/rejected log-probs; saved as ``training_curves.png``."""
+    try:
+        records = training_records(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    fig = plots.training_curves(records, smooth=cfg.smooth, title=f"DPO training — {cfg.run_name}")
+    plots.save_figure(fig, Path(cfg.report_dir) / TRAINING_FIGURE)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------- published
+def published_reference() -> HtmlFragment:
+    """The HA-DPO README's LLaVA-1.5-7B POPE and SHR numbers, labelled as a published reference."""
+    base, adapted = tables.published_mean_f1()
+    body = (
+        f"<p><b>{tables.PUBLISHED_LABEL}.</b> Mean F1 over the three sets: {base:.2f} → {adapted:.2f}.</p>"
+        + tables.published_pope_table().to_html(index=False, float_format="{:.2f}".format)
+        + tables.published_shr_table().to_html(index=False, float_format="{:.1f}".format)
+        + f'<p class="hadpo-muted">{tables.PUBLISHED_NOTE}</p>'
+    )
+    return HtmlFragment(body, title="Published reference: LLaVA-1.5-7B (HA-DPO README)")
+
+
+# ---------------------------------------------------------------------------------------------------- summary
+def _arrow(base: float, adapted: float) -> str:
+    return f"{base:.2f} → {adapted:.2f} ({adapted - base:+.2f})"
+
+
+def summary(
+    cfg: DashboardConfig, *, pope: PopeResults | None = None, shr: ShrResults | None = None
+) -> dict[str, Any]:
+    """Headline numbers and the full statistics as plain data, written to ``<report_dir>/summary.json``.
+
+    ``headline`` (label → text) is what ``reports/index.html`` shows; ``notes`` lists the optional parts
+    that were not available. Pass already computed ``pope`` / ``shr`` results to skip recomputing them.
+    """
+    pope = pope or pope_results(cfg)
+    notes: list[str] = []
+    out: dict[str, Any] = {
+        "run_name": cfg.run_name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.to_dict(),
+        "environment": environment(),
+    }
+    out["pope"] = {
+        s: {
+            "base": {**c.base_metrics, "intervals": {k: v.to_dict() for k, v in c.base_intervals.items()}},
+            "hadpo": {**c.adapted_metrics, "intervals": {k: v.to_dict() for k, v in c.adapted_intervals.items()}},
+            "mcnemar": c.mcnemar.to_dict(),
+        }
+        for s, c in pope.comparisons.items()
+    }
+    base_f1, adapted_f1 = pope.mean_f1
+    out["pope_mean_f1"] = {"base": base_f1.to_dict(), "hadpo": adapted_f1.to_dict(),
+                           "delta": adapted_f1.estimate - base_f1.estimate}
+    headline = {
+        f"POPE mean F1 over {len(pope.comparisons)} set(s)": _arrow(100 * base_f1.estimate, 100 * adapted_f1.estimate)
+    }
+    try:
+        shr = shr or shr_results(cfg)
+    except Unavailable as exc:
+        _check_required(cfg, exc)
+        notes.append(str(exc))
+        out["shr"] = None
+    else:
+        rows = (tables.shr_row(shr.base_metrics), tables.shr_row(shr.adapted_metrics))
+        out["shr"] = {
+            name: {"shr": row["SHR (%)"], "words_per_image": row["Words / image"],
+                   "sents_per_image": row["Sentences / image"], "unjudged_images": _none_if_nan(row["Unjudged images"]),
+                   "interval": interval.to_dict() if interval else None}
+            for name, row, interval in (("base", rows[0], shr.base_interval), ("hadpo", rows[1], shr.adapted_interval))
+        }
+        headline["SHR (%)"] = _arrow(rows[0]["SHR (%)"], rows[1]["SHR (%)"])
+    try:
+        records = training_records(cfg)
+    except Unavailable as exc:
+        _check_required(cfg, exc)
+        notes.append(str(exc))
+        out["training"] = None
+    else:
+        last = records[-1]
+        out["training"] = {"steps": last["step"], "last": last}
+        if last.get("rewards/accuracies") is not None:
+            headline["final reward accuracy"] = f"{float(last['rewards/accuracies']):.3f} at step {last['step']}"
+    out["headline"] = headline
+    out["notes"] = notes
+    atomic_write_json(Path(cfg.report_dir) / SUMMARY_FILE, out)
+    return out
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def run(cfg: DashboardConfig) -> dict[str, Any]:
+    """The whole dashboard without a notebook: every figure saved and ``summary.json`` written; returns the summary."""
+    pope = pope_results(cfg)
+    pope_figure(cfg, pope)
+    try:
+        shr: ShrResults | None = shr_results(cfg)
+    except Unavailable as exc:
+        _check_required(cfg, exc)
+        shr = None
+    if shr is not None:
+        shr_figure(cfg, shr)
+    training_curves(cfg)
+    return summary(cfg, pope=pope, shr=shr)

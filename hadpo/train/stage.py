@@ -1,0 +1,74 @@
+"""Stage 02, training: write the run's config, start the child through the chosen launcher, stream it.
+
+Used by notebook 02 and ``hadpo train``. Nothing here imports torch, so the notebook kernel never
+initialises CUDA; the child (``python -m hadpo.train --config <run>/train_config.json``) does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hadpo.io import atomic_write_json, read_json
+from hadpo.train.config import TrainConfig
+from hadpo.train.launch import LaunchCommand, build_launch_command, run_streaming
+
+NOTEBOOK = "02_train"
+Config = TrainConfig
+
+CONFIG_FILE = "train_config.json"
+LOG_FILE = "train.log"
+DONE_FILE = "train_done.json"
+
+
+def launch_command(cfg: TrainConfig) -> LaunchCommand:
+    """The exact child command for ``cfg`` (a pure function of the config, apart from a free port)."""
+    device = cfg.model_spec.device
+    return build_launch_command(
+        cfg.launch_spec, module="hadpo.train", args=["--config", str(Path(cfg.output_dir) / CONFIG_FILE)],
+        cpu=device == "cpu" or (device == "auto" and not _has_cuda_hint()),
+    )
+
+
+def _has_cuda_hint() -> bool:
+    # Decide without importing torch (which would initialise CUDA in the kernel): a visible NVIDIA device node.
+    return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
+
+
+def finished(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The summary of a finished run with the same config, or None (a changed config trains again)."""
+    out = Path(cfg.output_dir)
+    done, written = out / DONE_FILE, out / CONFIG_FILE
+    if done.is_file() and written.is_file() and read_json(written) == cfg.to_dict():
+        return read_json(done)
+    return None
+
+
+def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = print, force: bool = False) -> dict:
+    """Train in a child process and return its summary; a finished run with the same config is skipped.
+
+    A killed run resumes from its last checkpoint when launched again with the same config. A non-zero exit
+    raises :class:`hadpo.train.launch.TrainingFailed` quoting the end of the log.
+    """
+    out = Path(cfg.output_dir)
+    if not force and (summary := finished(cfg)) is not None:
+        if echo is not None:
+            echo(f"[hadpo] {out} already trained with this config; skipping (force=True retrains)")
+        return summary
+    written = out / CONFIG_FILE
+    if written.is_file() and read_json(written) != cfg.to_dict():
+        # A different config must not resume another run's checkpoints.
+        raise FileExistsError(
+            f"{out} holds a run with a different config ({written}); choose another output_dir or delete it"
+        )
+    atomic_write_json(written, cfg.to_dict())
+    cmd = launch_command(cfg)
+    if echo is not None:
+        echo(f"[hadpo] {cmd.shell()}")
+    run_streaming(cmd, out / LOG_FILE, echo=echo)
+    return read_json(out / DONE_FILE)
+
+
+#: The stage's entry point (notebook 02): :func:`launch_training`.
+run = launch_training

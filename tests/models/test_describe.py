@@ -1,0 +1,81 @@
+"""Descriptions on the tiny LLaVA: batched beams equal one-by-one, resumable output, recorded protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hadpo.errors import DataError, ParamsError
+from hadpo.io import read_jsonl
+from hadpo.models.describe import describe_images, effective_batch_size, protocol_path
+from hadpo.specs import DecodingSpec as DescribeParams
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, Path]]:
+    """Noise images of several shapes (square and not), so padding to a square matters."""
+    folder = tmp_path_factory.mktemp("describe_images")
+    rng = np.random.default_rng(0)
+    out = []
+    for i, (w, h) in enumerate([(48, 48), (60, 40), (40, 70), (48, 48), (30, 30)]):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+        out.append((100 + i, path))
+    return out
+
+
+@pytest.mark.parametrize("num_beams", [1, 5])
+def test_batched_generation_gives_the_one_by_one_text(tiny_loaded, images, tmp_path, num_beams):
+    one = describe_images(images, tmp_path / "one.jsonl", tiny_loaded,
+                          DescribeParams(num_beams=num_beams, max_new_tokens=12, batch_size=1), progress=False)
+    batched = describe_images(images, tmp_path / "batched.jsonl", tiny_loaded,
+                              DescribeParams(num_beams=num_beams, max_new_tokens=12, batch_size=3), progress=False)
+    assert [r["response"] for r in batched] == [r["response"] for r in one]
+    assert [r["num_tokens"] for r in batched] == [r["num_tokens"] for r in one]
+    assert all(0 < r["num_tokens"] <= 12 for r in one)
+
+
+def test_rerun_skips_done_images_and_survives_a_torn_line(tiny_loaded, images, tmp_path):
+    out = tmp_path / "desc.jsonl"
+    params = DescribeParams(num_beams=2, max_new_tokens=6, batch_size=2)
+    describe_images(images[:3], out, tiny_loaded, params, progress=False)
+    # mark a finished record: a rerun must keep it as is, not regenerate it
+    lines = out.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["response"] = "kept from the first run"
+    out.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n" + '{"image_id": 104, "resp')  # killed mid-write
+    records = describe_images(images, out, tiny_loaded, params, progress=False)
+    assert [r["image_id"] for r in records] == [100, 101, 102, 103, 104]
+    assert records[0]["response"] == "kept from the first run"
+    assert [r["image_id"] for r in read_jsonl(out)] == [100, 101, 102, 103, 104]  # torn line gone, no repeats
+
+
+def test_protocol_is_recorded_and_a_different_one_refuses_to_resume(tiny_loaded, tiny_model_dir, images, tmp_path):
+    out = tmp_path / "desc.jsonl"
+    describe_images(images[:1], out, tiny_loaded, DescribeParams(num_beams=3, max_new_tokens=4, batch_size=4),
+                    progress=False)
+    protocol = json.loads(protocol_path(out).read_text())
+    assert protocol["model"] == str(tiny_model_dir) and protocol["adapter"] is None
+    assert protocol["decoding"] == {"num_beams": 3, "max_new_tokens": 4, "do_sample": False}
+    assert protocol["template"] == "llava_v1" and protocol["instruction"] == "Describe this image in detail."
+    assert protocol["dtype"] == "float32" and protocol["batch_size"] == 4 and protocol["image_mode"] == "pad"
+    assert protocol["environment"]["versions"]["transformers"]
+    with pytest.raises(ParamsError, match="decoding"):
+        describe_images(images, out, tiny_loaded, DescribeParams(num_beams=1, max_new_tokens=4), progress=False)
+
+
+def test_beam_batching_can_be_switched_off():
+    assert effective_batch_size(DescribeParams(num_beams=5, batch_size=8, batch_beams=False)) == 1
+    assert effective_batch_size(DescribeParams(num_beams=1, batch_size=8, batch_beams=False)) == 8
+
+
+def test_unreadable_image_names_file_and_id(tiny_loaded, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError, match="record '7'"):
+        describe_images([("7", bad)], tmp_path / "d.jsonl", tiny_loaded, DescribeParams(max_new_tokens=2),
+                        progress=False)

@@ -99,6 +99,18 @@ def all_reduce_mean(values: dict[str, float], ctx: DistContext) -> dict[str, flo
     return {k: float(v) / ctx.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def all_reduce_sum(value: int, ctx: DistContext) -> int:
+    """Sum an integer count over ranks (identity in a single process)."""
+    import torch
+    import torch.distributed as dist
+
+    if ctx.world_size == 1 or not dist.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
 def barrier(ctx: Any) -> None:
     """Wait for every rank (no-op in a single process)."""
     import torch.distributed as dist

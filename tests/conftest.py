@@ -92,3 +92,18 @@ def plant_descriptions(root: Path, image_ids: list[str]) -> dict[str, str]:
             text += " " + object_sentence(name, (column + 1) % 3)
         out[image_id] = text
     return out
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Llama-2's tokenizer, built offline from the npm package llama-tokenizer-js (tools/build_llama2_tokenizer.py).
+LLAMA2_TOKENIZER = REPO_ROOT / "tests" / "fixtures" / "llama2-tokenizer"
+
+
+@pytest.fixture(scope="session")
+def llava15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LLaVA-1.5-7B's geometry cut to 2 text and 3 vision layers (about 730 M parameters, random fp16 weights), the
+    real Llama-2 tokenizer, in the hub's layout: built once per session (about 20 s, 1.4 GB), read-only."""
+    from hadpo.models.llava15 import write_llava15
+
+    return write_llava15(tmp_path_factory.mktemp("llava15") / "llava-1.5-7b-hf", LLAMA2_TOKENIZER,
+                         text_layers=2, vision_layers=3)

@@ -156,11 +156,16 @@ class Encoder:
         image_mode: ``pad`` pads to a square with the mean colour first (LLaVA-1.5), ``crop`` does not.
         max_length: longest allowed ``prompt + answer`` sequence in tokens (``None``: no limit). Longer samples
             raise :class:`~hadpo.errors.DataError`; nothing is ever truncated.
+        answer_whitespace: ``keep`` supervises an answer's leading and trailing spaces and newlines as the
+            original does (one or two more tokens, e.g. ``. ▁ </s>``); ``strip`` removes them first.
     """
 
     def __init__(
-        self, processor: Any, template: str = "vicuna_v1", image_mode: ImageMode = "pad", max_length: int | None = None
+        self, processor: Any, template: str = "vicuna_v1", image_mode: ImageMode = "pad", max_length: int | None = None,
+        answer_whitespace: str = "keep",
     ) -> None:
+        if answer_whitespace not in ("keep", "strip"):
+            raise ValueError(f"answer_whitespace must be 'keep' or 'strip', got {answer_whitespace!r}")
         if image_mode not in ("pad", "crop"):
             raise ValueError(f"image_mode must be 'pad' or 'crop', got {image_mode!r}")
         if max_length is not None and max_length <= 0:
@@ -171,6 +176,7 @@ class Encoder:
         self.template = get_template(template)
         self.image_mode: ImageMode = image_mode
         self.max_length = max_length
+        self.strip_answers = answer_whitespace == "strip"
         self.image_token_id: int = self.tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
         if self.tokenizer.eos_token_id is None or self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer needs an EOS and a pad token")
@@ -233,7 +239,7 @@ class Encoder:
         last character starts the answer (a token straddling the boundary is supervised).
         """
         prompt_text = self.template.prompt(question)
-        full_text = prompt_text + self.template.answer_suffix(answer, eos="")
+        full_text = prompt_text + self.template.answer_suffix(answer, eos="", strip=self.strip_answers)
         prompt = self._tokenize(prompt_text)
         full = self._tokenize(full_text)
         if full[: len(prompt)] == prompt:

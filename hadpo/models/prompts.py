@@ -55,13 +55,17 @@ class Conversation:
         user = f"USER: {IMAGE_PLACEHOLDER}\n{question} ASSISTANT:"
         return f"{self.system} {user}" if self.system else user
 
-    def answer_suffix(self, answer: str, eos: str) -> str:
-        """What follows the prompt in a training sequence: a space, the answer, then the EOS string."""
-        return f" {answer.strip()}{eos}"
+    def answer_suffix(self, answer: str, eos: str, *, strip: bool = False) -> str:
+        """What follows the prompt in a training sequence: a space, the answer, then the EOS string.
 
-    def full(self, question: str, answer: str, eos: str) -> str:
+        The answer is taken as written, leading and trailing spaces and newlines included, as the original's
+        ``"ASSISTANT: " + message + "</s>"`` does; ``strip`` removes them first.
+        """
+        return f" {answer.strip() if strip else answer}{eos}"
+
+    def full(self, question: str, answer: str, eos: str, *, strip: bool = False) -> str:
         """Prompt plus supervised answer, as one training string."""
-        return self.prompt(question) + self.answer_suffix(answer, eos)
+        return self.prompt(question) + self.answer_suffix(answer, eos, strip=strip)
 
 
 TEMPLATES: dict[str, Conversation] = {

@@ -84,7 +84,8 @@ def _labels_file(cfg: DashboardConfig, pope_set: str, protocol: dict[str, Any], 
                             field="questions_file")
         path = Path(recorded)
     if not path.is_file():
-        raise DataError(path.absolute(), f"POPE label file not found (named by {protocol_file}; set pope_data_root to override)")
+        raise DataError(path.absolute(),
+                        f"POPE label file not found (named by {protocol_file}; set pope_data_root to override)")
     expected = protocol.get("questions_sha256")
     if isinstance(expected, str) and expected and sha256_file(path) != expected:
         raise DataError(path, f"this label file is not the one the answers in {protocol_file.parent} were made for "
@@ -287,6 +288,41 @@ def training_curves(cfg: DashboardConfig) -> Figure | HtmlFragment:
     return fig
 
 
+#: The speed a training run logs per logging step (hadpo.train.metrics.Throughput), with their table labels.
+THROUGHPUT_KEYS = (
+    ("perf/seconds_per_step", "seconds_per_step", "Seconds / step"),
+    ("perf/pairs_per_second", "pairs_per_second", "Pairs / s"),
+    ("perf/examples_per_second", "examples_per_second", "Examples / s"),
+    ("perf/tokens_per_second", "tokens_per_second", "LM tokens / s (image tokens included)"),
+)
+
+
+def throughput(records: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The run's median speed over its logged steps (None for a log written before the kit recorded it)."""
+    import statistics
+
+    out = {}
+    for key, name, _ in THROUGHPUT_KEYS:
+        values = [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if values:
+            out[name] = statistics.median(values)
+    return out or None
+
+
+def training_throughput(cfg: DashboardConfig) -> pd.DataFrame | HtmlFragment:
+    """The training run's speed: median seconds per step, pairs (or examples) and language-model tokens per second."""
+    try:
+        records = training_records(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    speed = throughput(records)
+    if speed is None:
+        return note(f"{cfg.train_dir}: the training log records no speed (written before the kit logged it)")
+    labels = {name: label for _, name, label in THROUGHPUT_KEYS}
+    return pd.DataFrame([{labels[k]: round(v, 3 if k == "seconds_per_step" else 1) for k, v in speed.items()}],
+                        index=[f"median over {len(records)} logged steps"])
+
+
 # ---------------------------------------------------------------------------------------------------- published
 def published_reference() -> HtmlFragment:
     """The HA-DPO README's LLaVA-1.5-7B POPE and SHR numbers, labelled as a published reference."""
@@ -358,7 +394,7 @@ def summary(
         out["training"] = None
     else:
         last = records[-1]
-        out["training"] = {"steps": last["step"], "last": last}
+        out["training"] = {"steps": last["step"], "last": last, "throughput": throughput(records)}
         if last.get("rewards/accuracies") is not None:
             headline["final reward accuracy"] = f"{float(last['rewards/accuracies']):.3f} at step {last['step']}"
     out["headline"] = headline

@@ -1,7 +1,10 @@
-"""Resumable checkpoints: DeepSpeed engine checkpoints, or plain torch state for the no-DeepSpeed path.
+"""Resumable checkpoints of what trains: DeepSpeed engine checkpoints, or plain torch state without DeepSpeed.
 
-A checkpoint folder is complete only once ``latest`` names it, and ``latest`` is written atomically after
-the save, so a kill during a save resumes from the previous checkpoint.
+Only the trainable tensors (LoRA, the projector when it trains), the optimiser and scheduler states and the step
+are saved: the frozen base model is read again from its folder on resume. (A ZeRO-3 checkpoint that held the whole
+frozen model would be 17 GB at 7B, twice over with the two kept.) A checkpoint folder is complete only once
+``latest`` names it, and ``latest`` is written atomically after the save, so a kill during a save resumes from the
+previous checkpoint.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def save_checkpoint(root: str | Path, step: int, *, engine: Any = None, model: A
     if engine is not None:
         # DeepSpeed writes module, optimizer and scheduler state (partitioned under ZeRO) itself; it also
         # writes its own "latest" file, which our marker supersedes.
-        engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False)
+        engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False,
+                               exclude_frozen_parameters=True)
     elif is_main:
         folder = root / tag
         folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +71,8 @@ def load_checkpoint(root: str | Path, *, engine: Any = None, model: Any = None, 
         return None
     tag = _tag(step)
     if engine is not None:
-        _, client = engine.load_checkpoint(str(root), tag=tag)
+        # Not strict: the checkpoint holds the trainable tensors only; the frozen ones come from the base model.
+        _, client = engine.load_checkpoint(str(root), tag=tag, load_module_strict=False)
         return int(client["step"]) if client else step
     state = torch.load(Path(root) / tag / "state.pt", map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())

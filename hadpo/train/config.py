@@ -41,6 +41,9 @@ class TrainConfig(Params):
         "offline", "offline: one random chosen/rejected per image as the released code; all: every rewrite.")
     data_seed: int = param(42, "Seed of the pair sampling (the original calls random.seed(42)).")
     max_length: int | None = param(None, "Longest allowed sequence; a longer sample is an error before training.")
+    answer_whitespace: Literal["keep", "strip"] = param(
+        "keep", "keep: an answer's leading and trailing spaces and newlines are supervised, as the original's "
+        "'ASSISTANT: ' + answer + '</s>' does (1-2 more tokens, e.g. '. ▁ </s>'); strip: they are removed first.")
     max_pairs: int | None = param(None, "Use only the first N pairs/examples (quick runs).")
     # --- LoRA and what trains -----------------------------------------------------------------------------------
     lora_r: int = param(16, "LoRA rank (the 7B recipe: 128).", section="LoRA and what trains")

@@ -4,6 +4,7 @@ optionally wandb / tensorboard."""
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,41 @@ DPO_KEYS = (
     "grad_norm",
     "learning_rate",
 )
+
+
+class Throughput:
+    """Seconds per optimiser step, examples (pairs for DPO) and language-model tokens per second, over the steps
+    since the last report: a run's speed in its own log, comparable across runs and GPUs."""
+
+    def __init__(self, unit: str, examples_per_step: int) -> None:
+        self.unit = unit
+        self.examples_per_step = examples_per_step
+        self._steps = 0
+        self._seconds = 0.0
+        self._tokens = 0
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        """Mark the start of an optimiser step."""
+        self._t0 = time.perf_counter()
+
+    def stop(self, tokens: int) -> None:
+        """Mark the end of a step that put ``tokens`` language-model tokens (image tokens included, all ranks)
+        through the model."""
+        self._seconds += time.perf_counter() - self._t0
+        self._steps += 1
+        self._tokens += tokens
+
+    def report(self) -> dict[str, float]:
+        """The averages since the last report (then reset)."""
+        seconds = max(self._seconds, 1e-9)
+        out = {
+            "perf/seconds_per_step": self._seconds / max(self._steps, 1),
+            f"perf/{self.unit}_per_second": self._steps * self.examples_per_step / seconds,
+            "perf/tokens_per_second": self._tokens / seconds,
+        }
+        self._steps, self._seconds, self._tokens = 0, 0.0, 0
+        return out
 
 
 class MetricsLogger:

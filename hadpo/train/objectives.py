@@ -88,6 +88,14 @@ class _Objective(nn.Module):
         side = encoder._pixel_size()[0]
         self._pixels = functools.lru_cache(maxsize=8192 if side <= 96 else 64)(encoder.pixel_values)
 
+    #: What one example is, in the throughput metrics (``perf/<unit>_per_second``).
+    unit = "examples"
+
+    def count_tokens(self, batch: dict[str, Any]) -> int:
+        """Language-model tokens of a collated batch (image tokens included, padding not)."""
+        packed: PackedBatch = batch["packed"]
+        return int(packed.prompt_lengths.sum()) + int(packed.answer_lengths.sum())
+
     @property
     def hidden_size(self) -> int:
         from hadpo.train.logps import unwrap_llava
@@ -105,6 +113,8 @@ class _Objective(nn.Module):
 
 class DpoObjective(_Objective):
     """Preference loss on packed ``prompt + chosen + rejected`` rows; the reference is the adapter disabled."""
+
+    unit = "pairs"
 
     def collate(self, items: list[PairExample]) -> dict[str, Any]:
         pairs = [EncodedPair(it.prompt_ids, it.chosen_ids, it.rejected_ids, self._pixels(it.image)) for it in items]
@@ -261,7 +271,7 @@ def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
         raise DataError(desc_path, f"holds no preference pairs, and neither does {pope_path}; nothing to train on")
     loaded = _load(cfg, ctx)
     prompt = cfg.prompt_spec
-    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length)
+    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length, cfg.answer_whitespace)
     encoder.check_lengths(pairs)  # pre-flight: a too-long sample is an error naming its record, before training
     paths = _vg_paths(layout)
     examples = []
@@ -305,7 +315,7 @@ def build_sft(cfg: TrainConfig, ctx: DistContext, *, weights: AnswerWeights | No
         conversations = conversations[: cfg.max_pairs]
     loaded = _load(cfg, ctx, from_adapter=False)
     prompt = cfg.prompt_spec
-    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length)
+    encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length, cfg.answer_whitespace)
     examples = []
     for conv in conversations:
         image = layout.vg_dir / conv.image

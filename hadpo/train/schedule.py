@@ -1,6 +1,8 @@
-"""Learning-rate schedules, the same factors as HF Trainer's (which the original trainer used).
+"""Learning-rate schedules: HF Trainer's (which the original trainer used), with a warmup whose first step learns.
 
-Linear warmup from 0 over ``ceil(warmup_ratio * total)`` steps, then cosine or linear decay to 0, or constant.
+Linear warmup over ``ceil(warmup_ratio * total)`` steps W, then cosine or linear decay to 0, or constant. Step
+``t < W`` runs at ``(t + 1) / W`` of the peak: the first step learns (at ``1 / W``), where HF's schedule, and so the
+original's, spends it at 0 (a one-step run would train nothing); the peak is reached at step W - 1.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def lr_multiplier(total_steps: int, warmup_ratio: float, kind: str) -> Callable[
 
     def factor(step: int) -> float:
         if step < warm:
-            return step / max(1, warm)
+            return (step + 1) / warm
         if kind == "constant":
             return 1.0
         progress = (step - warm) / max(1, total_steps - warm)

@@ -16,18 +16,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hadpo.distributed import DistContext, all_reduce_mean, barrier, init_distributed, teardown
+from hadpo.distributed import DistContext, all_reduce_mean, all_reduce_sum, barrier, init_distributed, teardown
 from hadpo.io import atomic_write_json
 from hadpo.manifest import environment
 from hadpo.train.checkpoint import load_checkpoint, save_checkpoint
 from hadpo.train.config import TrainConfig
-from hadpo.train.metrics import MetricsLogger, format_postfix
+from hadpo.train.metrics import MetricsLogger, Throughput, format_postfix
 from hadpo.train.plan import StepPlan
+from hadpo.train.precision import MixedPrecision
 from hadpo.train.schedule import lr_multiplier
 from hadpo.train.stage import DONE_FILE
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the trainer does it before building its objective)."""
     import numpy as np
     import torch
 
@@ -68,12 +70,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     use_ds = cfg.deepspeed_config is not None
     info = init_distributed(cfg.model_spec.device, use_deepspeed=use_ds)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     t0 = time.time()
 
     objective = build_objective(cfg, info)  # loads the model, prepares data, runs pre-flight checks
     objective.to(info.device)
     params = _trainable(objective)
+    # Without DeepSpeed (whose bf16 optimizer keeps its own fp32 master copy), the trainable tensors train in fp32.
+    precision = MixedPrecision("float32" if use_ds else cfg.model_spec.dtype, info.device, params)
     plan = StepPlan(
         num_examples=len(objective.dataset),
         per_device_batch_size=cfg.per_device_batch_size,
@@ -117,18 +121,23 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     bar = _progress(plan.total_steps, start, info.is_main)
     forward = engine if engine is not None else objective
+    throughput = Throughput(objective.unit, plan.global_micro_batch * cfg.gradient_accumulation_steps)
     for step in range(start, plan.total_steps):
+        throughput.start()
         sums: dict[str, float] = {}
+        tokens = 0
         lr = optimizer.param_groups[0]["lr"]  # the rate this step's update uses
         micro_batches = plan.micro_batches(step, info.rank)
         for indices in micro_batches:
             batch = objective.collate([objective.dataset[i] for i in indices])
-            loss, metrics = forward(batch)
+            tokens += objective.count_tokens(batch)
+            with precision.autocast():
+                loss, metrics = forward(batch)
             if engine is not None:
                 engine.backward(loss)
                 engine.step()
             else:
-                (loss / len(micro_batches)).backward()
+                precision.backward(loss / len(micro_batches))
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value) / len(micro_batches)
         if engine is not None:
@@ -136,16 +145,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             grad_norm = float(norm) if norm is not None else math.nan
         else:
             _all_reduce_grads(params, info)
+            precision.unscale(optimizer)
             grad_norm = _grad_norm(params)
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
+            precision.step(optimizer)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         values = all_reduce_mean(sums, info)
         values.update(grad_norm=grad_norm, learning_rate=lr, epoch=plan.epoch_at(step + 1))
+        throughput.stop(all_reduce_sum(tokens, info))
         if (step + 1) % cfg.logging_steps == 0 or step + 1 == plan.total_steps:
-            logger.log(step + 1, values)
+            logger.log(step + 1, {**values, **throughput.report()})
         if bar is not None:
             bar.update(1)
             bar.set_postfix_str(format_postfix(values))
@@ -158,7 +169,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     barrier(info)
     summary = {"steps": plan.total_steps, "examples": len(objective.dataset), "world_size": info.world_size,
-               "seconds": round(time.time() - t0, 2), **objective.save(out, engine=engine, is_main=info.is_main)}
+               "seconds": round(time.time() - t0, 2), "peak_gpu_memory_gb": _peak_gpu_memory_gb(info),
+               **objective.save(out, engine=engine, is_main=info.is_main)}
     if info.is_main:
         atomic_write_json(out / "train_config.resolved.json", cfg.to_dict())
         atomic_write_json(out / "manifest.json", {"config": cfg.to_dict(), **environment(),
@@ -167,6 +179,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     barrier(info)
     teardown()
     return summary
+
+
+def _peak_gpu_memory_gb(info: DistContext) -> float | None:
+    """The most GPU memory this rank's tensors held (None on the CPU)."""
+    import torch
+
+    if not info.device.startswith("cuda"):
+        return None
+    return round(torch.cuda.max_memory_allocated(torch.device(info.device)) / 2**30, 2)
 
 
 def _progress(total: int, start: int, enabled: bool):

@@ -99,7 +99,7 @@ def test_boundary_merge_falls_back_to_offsets(processor) -> None:
         def prompt(self, question: str) -> str:
             return f"USER: <image>\n{question} ASSISTANT: Is the"
 
-        def answer_suffix(self, answer: str, eos: str) -> str:
+        def answer_suffix(self, answer: str, eos: str, *, strip: bool = False) -> str:
             return f"{answer}{eos}"
 
     encoder = Encoder(processor, template="plain")

@@ -318,3 +318,18 @@ def test_auto_device_resolves_to_cpu_without_a_gpu(tiny_model_dir) -> None:
     loaded = _load(str(tiny_model_dir), device="auto")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert loaded.info["device"] == expected and next(loaded.model.parameters()).device.type == expected
+
+
+def test_a_missing_model_folder_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """'models/llava' could be a hub id or a folder not made yet: the error names the folder that was tried."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HADPO_ROOT", str(tmp_path))
+    with pytest.raises(ModelLoadError, match=rf"there is no folder {tmp_path}/models/llava-1\.5, and as a hub id"):
+        _load("models/llava-1.5")
+    with pytest.raises(ModelLoadError, match=rf"base model folder {tmp_path}/models/x/y does not exist"):
+        _load("models/x/y")
+
+
+def test_float16_on_the_cpu_is_refused_with_the_way_out(tiny_model_dir: Path) -> None:
+    with pytest.raises(ParamsError, match=r"float16 is unusable on the CPU.*-p dtype bfloat16"):
+        _load(str(tiny_model_dir), dtype="float16", device="cpu")

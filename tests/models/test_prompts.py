@@ -25,8 +25,13 @@ LLAVA = (
 
 
 def test_training_string_is_vicuna_v1_with_eos_after_answer() -> None:
-    text = get_template("vicuna_v1").full("Describe this image in detail.", "  A red circle. ", "</s>")
-    assert text == f"{VICUNA} USER: <image>\nDescribe this image in detail. ASSISTANT: A red circle.</s>"
+    """The answer as written, as the original's 'ASSISTANT: ' + answer + '</s>'; strip removes its whitespace."""
+    template = get_template("vicuna_v1")
+    head = f"{VICUNA} USER: <image>\nDescribe this image in detail. ASSISTANT: "
+    assert template.full("Describe this image in detail.", "  A red circle. ", "</s>") == (
+        f"{head}  A red circle. </s>")
+    assert template.full("Describe this image in detail.", "  A red circle. ", "</s>", strip=True) == (
+        f"{head}A red circle.</s>")
 
 
 def test_pope_prompt_is_llava_v1_verbatim_question_ending_at_assistant() -> None:

@@ -104,7 +104,9 @@ def results_root(tmp_path: Path) -> Path:
     records = [
         {"step": s, "loss": 0.69 - 0.05 * s, "rewards/chosen": 0.01 * s, "rewards/rejected": -0.01 * s,
          "rewards/accuracies": min(1.0, 0.5 + 0.1 * s), "rewards/margins": 0.02 * s, "logps/chosen": -20.0 + s,
-         "logps/rejected": -20.0 - s, "grad_norm": 1.0, "learning_rate": 1e-4, "epoch": s / 5}
+         "logps/rejected": -20.0 - s, "grad_norm": 1.0, "learning_rate": 1e-4, "epoch": s / 5,
+         "perf/seconds_per_step": 2.0 + s, "perf/pairs_per_second": 16 / (2.0 + s),
+         "perf/tokens_per_second": 9600 / (2.0 + s)}
         for s in range(1, 6)
     ]
     (tmp_path / "train").mkdir()

@@ -65,6 +65,19 @@ def test_training_curves_are_saved(dashboard_params: Make) -> None:
     assert (Path(cfg.report_dir) / dashboard.TRAINING_FIGURE).read_bytes().startswith(PNG_MAGIC)
 
 
+def test_training_throughput_is_the_median_of_the_logged_steps(dashboard_params: Make, results_root: Path) -> None:
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
+    table = dashboard.training_throughput(cfg)
+    row = table.iloc[0]
+    assert row["Seconds / step"] == 5.0 and row["Pairs / s"] == pytest.approx(3.2)  # steps 1-5: 3..7 s, median 5
+    assert row["LM tokens / s (image tokens included)"] == pytest.approx(1920.0)
+    assert dashboard.summary(cfg)["training"]["throughput"]["pairs_per_second"] == pytest.approx(3.2)
+    old = [{k: v for k, v in r.items() if not k.startswith("perf/")}
+           for r in map(json.loads, (results_root / "train" / "metrics.jsonl").read_text().splitlines())]
+    (results_root / "train" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert "records no speed" in str(dashboard.training_throughput(cfg))
+
+
 def test_missing_optional_parts_give_notes(dashboard_params: Make, results_root: Path) -> None:
     (results_root / "shr" / "hadpo" / "judgement.json").unlink()
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params(train_dir=None))

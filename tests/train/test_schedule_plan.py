@@ -1,4 +1,5 @@
-"""Learning-rate factors match HF's; the step plan is deterministic, sharded and padded like DistributedSampler."""
+"""Learning-rate factors match HF's after warmup (whose first step learns); the step plan is deterministic, sharded
+and padded like DistributedSampler."""
 
 from __future__ import annotations
 
@@ -12,18 +13,28 @@ from hadpo.train.schedule import lr_multiplier, warmup_steps
 
 
 @pytest.mark.parametrize("kind", ["cosine", "linear", "constant"])
-def test_schedule_matches_transformers(kind: str) -> None:
+def test_schedule_matches_transformers_after_warmup(kind: str) -> None:
+    """HF's factors from the end of warmup on; during warmup step t runs at (t + 1) / W, where HF's is t / W."""
     from transformers import get_scheduler
 
-    total, ratio = 37, 0.03
+    total, ratio = 37, 0.1
+    warm = warmup_steps(total, ratio)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[kind]
-    hf = get_scheduler(name, opt, num_warmup_steps=warmup_steps(total, ratio), num_training_steps=total)
+    hf = get_scheduler(name, opt, num_warmup_steps=warm, num_training_steps=total)
     ours = lr_multiplier(total, ratio, kind)
     for step in range(total):
-        assert ours(step) == pytest.approx(hf.get_last_lr()[0], abs=1e-12), step
+        expected = (step + 1) / warm if step < warm else hf.get_last_lr()[0]
+        assert ours(step) == pytest.approx(expected, abs=1e-12), step
         opt.step()
         hf.step()
+
+
+def test_the_first_step_learns() -> None:
+    """A one-step run (max_steps 1, warmup 3%) and the 7B recipe's first step run at a non-zero rate."""
+    assert lr_multiplier(1, 0.03, "cosine")(0) == 1.0
+    assert lr_multiplier(94, 0.03, "cosine")(0) == pytest.approx(1 / 3)
+    assert lr_multiplier(10, 0.0, "constant")(0) == 1.0
 
 
 def test_warmup_is_ceil_of_ratio() -> None:

@@ -50,8 +50,13 @@ def test_dpo_under_deepspeed(tmp_path, tiny_model_dir, train_world, zero, procs)
     assert [m["step"] for m in metrics] == [1, 2, 3]
     assert metrics[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
-                "logps/rejected", "grad_norm", "learning_rate"):
+                "logps/rejected", "grad_norm", "learning_rate", "perf/seconds_per_step", "perf/pairs_per_second",
+                "perf/tokens_per_second"):
         assert key in metrics[-1]
+    # Throughput counts every rank: pairs per step over the step's seconds, and the packed rows' real tokens.
+    per_step = metrics[-1]["perf/seconds_per_step"]
+    assert metrics[-1]["perf/pairs_per_second"] == pytest.approx(2 * procs / per_step, rel=1e-6)
+    assert metrics[-1]["perf/tokens_per_second"] > metrics[-1]["perf/pairs_per_second"] * 9  # 9 image tokens a row
     adapter = Path(cfg.output_dir) / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "multi_modal_projector.safetensors").is_file()
     tuned = load_model(ModelSpec(model=str(tiny_model_dir), adapter=str(adapter), device="cpu"))
@@ -61,13 +66,15 @@ def test_dpo_under_deepspeed(tmp_path, tiny_model_dir, train_world, zero, procs)
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted(tmp_path, tiny_model_dir, train_world) -> None:
-    """Killed after a checkpoint, a rerun resumes and ends with the same adapter and metrics as a run that
-    was never interrupted."""
-    clean = _dpo(tmp_path / "a", tiny_model_dir, train_world, max_steps=6)
+@pytest.mark.parametrize(("launcher", "zero"), [("python", None), ("deepspeed", "zero3")])
+def test_resume_after_kill_matches_uninterrupted(tmp_path, tiny_model_dir, train_world, launcher, zero) -> None:
+    """Killed after a checkpoint, a rerun resumes and ends with the same adapter and metrics as a run that was
+    never interrupted; a checkpoint holds what trains, not the frozen model."""
+    extra = dict(launcher=launcher, deepspeed_config=f"params/deepspeed/{zero}.json" if zero else None, max_steps=6)
+    clean = _dpo(tmp_path / "a", tiny_model_dir, train_world, **extra)
     launch_training(clean, echo=None)
 
-    killed = _dpo(tmp_path / "b", tiny_model_dir, train_world, max_steps=6)
+    killed = _dpo(tmp_path / "b", tiny_model_dir, train_world, **extra)
     out = Path(killed.output_dir)
     out.mkdir(parents=True)
     (out / CONFIG_FILE).write_text(__import__("json").dumps(killed.to_dict()))
@@ -75,12 +82,14 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, tiny_model_dir, train
     proc = subprocess.Popen(cmd.argv, env=cmd.full_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     latest = out / "checkpoints" / "latest"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline and not (latest.is_file() and "step-0000004" in latest.read_text()):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "train_done.json").exists(), "the run finished before it could be killed"
+    trainable = _checkpointed_tensors(out / "checkpoints" / "step-0000004")
+    assert trainable and all("lora_" in n or "multi_modal_projector" in n for n in trainable), trainable
     launch_training(killed, echo=None)
 
     a = _safetensors(Path(clean.output_dir) / "adapter" / "adapter_model.safetensors")
@@ -88,11 +97,18 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, tiny_model_dir, train
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-    strip = lambda rows: [{k: v for k, v in r.items()} for r in rows]  # noqa: E731
-    ma, mb = strip(read_jsonl(Path(clean.output_dir) / "metrics.jsonl")), strip(read_jsonl(out / "metrics.jsonl"))
+    ma, mb = read_jsonl(Path(clean.output_dir) / "metrics.jsonl"), read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in mb] == list(range(1, 7))
     for x, y in zip(ma, mb, strict=True):
         assert x["loss"] == pytest.approx(y["loss"], abs=1e-6)
+
+
+def _checkpointed_tensors(folder: Path) -> list[str]:
+    """Names of the model tensors a checkpoint folder holds (the kit's state.pt, or DeepSpeed's model states)."""
+    if (folder / "state.pt").is_file():
+        return list(torch.load(folder / "state.pt", weights_only=False)["model"])
+    (states,) = folder.glob("*model_states.pt")
+    return list(torch.load(states, weights_only=False)["module"])
 
 
 def test_finished_run_is_skipped_and_changed_config_refused(tmp_path, tiny_model_dir, train_world) -> None:
@@ -148,3 +164,27 @@ def test_objectives_are_looked_up_in_the_registry(tmp_path, tiny_model_dir, trai
     cfg = _dpo(tmp_path, tiny_model_dir, train_world, objective_options={"beta2": 1.0})
     with pytest.raises(ParamsError, match="objective 'dpo' takes no options"):
         build_objective(cfg, CPU)
+
+
+@pytest.mark.slow
+def test_a_bf16_step_without_deepspeed_moves_every_trainable_tensor(tmp_path, tiny_model_dir, train_world) -> None:
+    """At lr 2e-6 an update is below bf16's resolution for most weights: the trainable tensors (LoRA, projector)
+    train in fp32 under bf16 autocast, so two steps change nearly every element of every one of them."""
+    from hadpo.models.loading import PROJECTOR_FILE
+    from hadpo.train.objectives import build_dpo
+    from hadpo.train.trainer import seed_everything
+
+    cfg = _dpo(tmp_path, tiny_model_dir, train_world, dtype="bfloat16", learning_rate=2e-6, warmup_ratio=0.0,
+               max_steps=2)
+    seed_everything(cfg.seed)  # as the trainer does before it builds the objective: the same LoRA initialisation
+    start = {n.replace(".default", ""): p.detach().float().clone()
+             for n, p in build_dpo(cfg, CPU).named_parameters() if p.requires_grad}
+    summary = launch_training(cfg, echo=None)
+    adapter = Path(summary["adapter"])
+    after = {f"model.{k}": v for k, v in _safetensors(adapter / "adapter_model.safetensors").items()}
+    after.update({f"model.base_model.model.model.multi_modal_projector.{k}": v
+                  for k, v in _safetensors(adapter / PROJECTOR_FILE).items()})
+    assert set(after) == set(start)
+    changed = {name: (after[name].float() != start[name]).float().mean().item() for name in start}
+    assert all(share > 0.9 for share in changed.values()), {k: v for k, v in changed.items() if v <= 0.9}
+    assert all(v.dtype == torch.float32 for v in after.values())  # the master weights, not their bf16 copies

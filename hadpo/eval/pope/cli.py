@@ -51,6 +51,8 @@ def register(subparsers: Any) -> None:
     score.add_argument("--labels", required=True, metavar="JSON", help="POPE question file with labels")
     score.add_argument("--rule", choices=("pope", "strict"), default="pope",
                        help="pope: POPE's parser (default); strict: the first word must be yes/no")
+    score.add_argument("--limit", type=int, default=None, metavar="N",
+                       help="score only the first N questions of the label file (as pope-run -p limit N answers)")
     score.set_defaults(func=_score)
 
 
@@ -78,6 +80,6 @@ def _run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from hadpo.eval.pope.score import score_files
 
-    metrics = score_files(args.answers, args.labels, rule=args.rule)
+    metrics = score_files(args.answers, args.labels, rule=args.rule, limit=args.limit)
     print(json.dumps(metrics))
     return 0

@@ -317,7 +317,8 @@ def _image_loader(cfg: PopeConfig, qfile: Path) -> Callable[[PopeQuestion], Imag
                 img.load()
                 return img
         except FileNotFoundError:
-            raise DataError(qfile, f"image file {path.absolute()} not found", record=q.question_id, field="image") from None
+            raise DataError(qfile, f"image file {path.absolute()} not found", record=q.question_id,
+                            field="image") from None
         except OSError as exc:
             raise DataError(qfile, f"cannot read image {path}: {exc}", record=q.question_id, field="image") from None
 

@@ -157,12 +157,16 @@ def score_answers(
     return {"rule": rule, **metrics}
 
 
-def score_files(answers_path: str | Path, labels_path: str | Path, *, rule: Rule | str = "pope") -> dict[str, Any]:
-    """Read an answer file and a POPE question (label) file and score them (see :func:`score_answers`)."""
-    return score_answers(
-        read_pope_answers(answers_path),
-        read_pope_questions(labels_path),
-        rule=rule,
-        answers_file=answers_path,
-        labels_file=labels_path,
-    )
+def score_files(answers_path: str | Path, labels_path: str | Path, *, rule: Rule | str = "pope",
+                limit: int | None = None) -> dict[str, Any]:
+    """Read an answer file and a POPE question (label) file and score them (see :func:`score_answers`).
+
+    With ``limit`` only the first ``limit`` questions of the label file are in scope (as ``pope-run`` with a
+    limit answers them), and answers to later ones are set aside.
+    """
+    answers, questions = read_pope_answers(answers_path), read_pope_questions(labels_path)
+    if limit is not None:
+        questions = questions[:limit]
+        in_scope = {q.question_id for q in questions}
+        answers = [a for a in answers if a.question_id in in_scope]
+    return score_answers(answers, questions, rule=rule, answers_file=answers_path, labels_file=labels_path)

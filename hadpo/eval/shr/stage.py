@@ -115,13 +115,14 @@ def run_shr(cfg: ShrConfig) -> dict[str, Any]:
         missing = [i.image_id for i in inputs if i.image_id not in responses]
         if missing:
             raise DataError(cfg.responses, f"no description for {len(missing)} SHR image(s)", record=missing[0])
-    else:
-        records, describe_proto = generate_descriptions(cfg, inputs)
-        responses = {str(r["image_id"]): r["response"] for r in records}
-        num_tokens = {str(r["image_id"]): int(r["num_tokens"]) for r in records if "num_tokens" in r}
+    # The judge first: a missing key or a bad setting stops the run before any description is generated.
     client = build_judge(cfg.judge_spec, JudgeContext(task="shr", data_root=cfg.data_root, run_dir=cfg.run_dir,
                                                       progress=cfg.progress))
     try:
+        if not cfg.responses:
+            records, describe_proto = generate_descriptions(cfg, inputs)
+            responses = {str(r["image_id"]): r["response"] for r in records}
+            num_tokens = {str(r["image_id"]): int(r["num_tokens"]) for r in records if "num_tokens" in r}
         return judge_and_score(cfg, inputs, responses, client, num_tokens=num_tokens,
                                describe_protocol=describe_proto)
     finally:

@@ -174,3 +174,15 @@ def test_cli_error_is_one_line_and_exit_1(files: tuple[Path, Path], capsys: pyte
     assert main(["pope-score", "--answers", str(answers), "--labels", str(labels)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("hadpo pope-score: error: ") and "question_id 2, 3, 4" in err and "\n" not in err
+
+
+def test_cli_limit_scores_the_first_questions(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """--limit N scores the first N label questions (answers to later ones, from a fuller run, set aside), as
+    pope-run -p limit N does; without it the same partial answer file is an error."""
+    answers, labels = files
+    _write(answers, [{"question_id": 1, "answer": "Yes"}, {"question_id": 2, "answer": "Yes"},
+                     {"question_id": 4, "answer": "No"}])
+    assert main(["pope-score", "--answers", str(answers), "--labels", str(labels), "--limit", "2"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert (metrics["n"], metrics["TP"], metrics["FP"]) == (2, 1, 1)
+    assert main(["pope-score", "--answers", str(answers), "--labels", str(labels)]) == 1

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from hadpo.eval.shr.judge import ShrItem, judge_descriptions, status_counts
-from hadpo.eval.shr.prompt import format_judgement
+from hadpo.eval.shr.prompt import NormalizedRegion, format_judgement
 from hadpo.judge.openai_client import OpenAIChatClient
 from hadpo.judge.stub_server import StubChatServer
 from hadpo.specs import JudgeSpec
@@ -36,7 +36,7 @@ def items(n: int) -> list[ShrItem]:
     out = []
     for i in range(n):
         sentences = [f"There is a {COLOURS[(i + k) % 8]} {SHAPES[(i * 3 + k) % 4]} {COLUMNS[k]}" for k in range(3)]
-        regions = tuple(f"[{k / 3:.2f}, 0.30, {(k + 1) / 3:.2f}, 0.60]: a shape {COLUMNS[k]}" for k in range(3))
+        regions = tuple(NormalizedRegion(k / 3, 0.3, (k + 1) / 3, 0.6, f"a shape {COLUMNS[k]}") for k in range(3))
         out.append(ShrItem(str(i), ". ".join(sentences) + ".", regions, (f"Image {i} has three objects.",)))
     return out
 

@@ -42,3 +42,19 @@ class DataError(HadpoError, ValueError):
 
 class ParamsError(HadpoError, ValueError):
     """A bad parameter: unknown key, wrong type or value out of range."""
+
+
+class JudgeError(HadpoError):
+    """The LLM judge as a whole failed: the run cannot produce an honest judged result."""
+
+
+class JudgeUnavailable(JudgeError):
+    """The judge cannot be used at all: a rejected key, an unknown model, no server, or a server that stays down.
+
+    Raised at once, before more work is spent; the message names the endpoint, the model and what the server said
+    (never the key). Replies accepted before the failure stay in the reply cache, so a rerun resumes.
+    """
+
+
+class JudgeIncomplete(JudgeError):
+    """More items stayed unjudged than the run allows; the results were written, marked incomplete."""

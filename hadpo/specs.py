@@ -108,9 +108,12 @@ class JudgeSpec(Params):
     judge_top_p: float = param(1.0, "Judge nucleus sampling mass.")
     judge_stop: list[str] = param([], "Stop sequences sent to the judge.")
     judge_seed: int | None = param(0, "Seed sent with each judge request (None: send none).")
+    judge_logit_bias: dict[str, float] = param({}, "Token id -> bias sent with each judge request ({}: none sent).")
     judge_timeout: float = param(120.0, "Seconds to wait for one judge reply before retrying.")
     judge_max_retries: int = param(6, "Retries per judge call on 429 / 5xx / timeouts / malformed replies.")
     judge_max_concurrency: int = param(16, "Judge requests in flight.")
+    judge_failure_streak: int = param(32, "Failed judge calls in a row (5xx, timeouts, connection errors, malformed "
+                                      "answers; not 429) after which the judge is deemed down and the run stops.")
     judge_cache: str | None = param(None, "Reply cache (SQLite); None: judge_cache.sqlite in the run folder.",
                                     kind="path")
     judge_attempts: int = param(3, "Asks per item before an unreadable reply leaves it unjudged (counted).")
@@ -129,6 +132,8 @@ class JudgeSpec(Params):
         check(self.judge_max_concurrency >= 1,
               f"parameter 'judge_max_concurrency' must be >= 1, got {self.judge_max_concurrency}")
         check(self.judge_attempts >= 1, f"parameter 'judge_attempts' must be >= 1, got {self.judge_attempts}")
+        check(self.judge_failure_streak >= 1,
+              f"parameter 'judge_failure_streak' must be >= 1, got {self.judge_failure_streak}")
 
 
 @dataclass

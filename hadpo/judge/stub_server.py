@@ -1,12 +1,17 @@
 """A loopback OpenAI-compatible server (``POST /v1/chat/completions``) for offline checks of the judge path.
 
 It answers with a Python function of the request body, can be told to misbehave (rate limits, server errors,
-slow or malformed replies) for the next requests, and counts every request it receives. The kit's tests and
+slow or malformed replies, refused keys or models) for the next requests or for every request from now on, and
+counts every request it receives. The kit's tests and
 benchmarks drive the real ``openai`` client against it; it is also handy to smoke-test a params file before
 spending money on a real judge::
 
     with StubChatServer(lambda body: "Judgement:\\n1. correct: fine") as server:
         client = OpenAIChatClient(JudgeSpec(base_url=server.url, api_key_env="", judge_model="stub"))
+
+The kit's probe request (:data:`~hadpo.judge.openai_client.PROBE_PROMPT`) is answered by the server itself, so an
+answer function only deals with real prompts; it is counted like any request (and in :attr:`probes`), and a
+fault scripted for the next request applies to it as to any other.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from hadpo.judge.openai_client import PROBE_PROMPT
 
 Answer = Callable[[dict[str, Any]], str]
 
@@ -48,6 +55,16 @@ def completion(text: str, model: str) -> dict[str, Any]:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print a traceback when a client hangs up (a timeout test does that)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class StubChatServer:
     """A threaded HTTP server on 127.0.0.1 (a free port) imitating a chat-completions endpoint."""
 
@@ -56,13 +73,16 @@ class StubChatServer:
         self.delay = delay
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        #: Probe requests received (also in :attr:`requests`).
+        self.probes = 0
         self.headers: list[dict[str, str]] = []
         self._faults: deque[StubResponse] = deque()
+        self._always: StubResponse | None = None
         self._in_flight = 0
         #: The most requests the server was handling at once.
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -83,6 +103,11 @@ class StubChatServer:
         """Answer the next requests with these, in order, before going back to normal answers."""
         with self._lock:
             self._faults.extend(responses)
+
+    def fail_always(self, response: StubResponse | None) -> None:
+        """Answer every request with ``response`` from now on (after any :meth:`fail_next` ones); None heals."""
+        with self._lock:
+            self._always = response
 
     def start(self) -> StubChatServer:
         """Serve in a background thread."""
@@ -110,10 +135,20 @@ class StubChatServer:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
-            fault = self._faults.popleft() if self._faults else None
-        if fault is not None:
+            fault = self._faults.popleft() if self._faults else self._always
+        if fault is not None and (fault.body is not None or fault.status != 200):
             return fault
-        return StubResponse(body=completion(self.answer(body), self.model), delay=self.delay)
+        delay = fault.delay if fault is not None else self.delay
+        messages = body.get("messages") or [{}]
+        if messages[-1].get("content") == PROBE_PROMPT:
+            with self._lock:
+                self.probes += 1
+            return StubResponse(body=completion("ready", self.model))
+        try:
+            text = self.answer(body)
+        except Exception as exc:  # a broken answer function shows up as a server error, not a dropped connection
+            return StubResponse(status=500, body={"error": {"message": f"stub answer failed: {exc!r}"}})
+        return StubResponse(body=completion(text, self.model), delay=delay)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         stub = self

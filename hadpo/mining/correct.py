@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hadpo.eval.shr.sentences import judged_sentences
+from hadpo.judge.ask import Job, ask
 from hadpo.judge.base import ChatClient
-from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedCorrection, parse_correction
 from hadpo.mining.prompts import correct_prompt
 
@@ -34,7 +34,7 @@ def _normal(text: str) -> str:
 
 def correction_record(description: Description, sentences: list[str], parsed: ParsedCorrection | None, *,
                       status: str, attempts: int, raw: str | None, error: str | None = None,
-                      retryable: bool = False) -> dict[str, Any]:
+                      reason: str | None = None, unusable: int = 0) -> dict[str, Any]:
     """One line of ``corrections.jsonl``."""
     labels = parsed.labels if parsed is not None else []
     positive = parsed.corrected if parsed is not None else None
@@ -50,7 +50,8 @@ def correction_record(description: Description, sentences: list[str], parsed: Pa
         "pair": status == "ok" and positive is not None,
         "attempts": attempts,
         "error": error,
-        "retryable": retryable,
+        "reason": reason,
+        "unusable": unusable,
         "raw": raw,
     }
 
@@ -79,7 +80,8 @@ def detect_and_correct(
             return None, "the corrected description is the original unchanged"
         return parsed, None
 
-    outcomes = ask(client, jobs, parse, step=STEP, max_attempts=max_attempts, seed=seed)
+    outcomes = ask(client, jobs, parse, variant={"step": STEP}, max_attempts=max_attempts, seed=seed,
+                   label=STEP)
     records = []
     for d in descriptions:
         sentences = split[d.image_id]
@@ -88,8 +90,9 @@ def detect_and_correct(
             continue
         out = outcomes[d.image_id]
         if out.ok:
-            records.append(correction_record(d, sentences, out.value, status="ok", attempts=out.attempts, raw=out.raw))
+            records.append(correction_record(d, sentences, out.value, status="ok", attempts=out.attempts, raw=out.raw,
+                                             unusable=out.unusable))
         else:
             records.append(correction_record(d, sentences, None, status="failed", attempts=out.attempts, raw=out.raw,
-                                             error=out.error, retryable=out.retryable))
+                                             error=out.error, reason=out.reason, unusable=out.unusable))
     return records

@@ -16,9 +16,13 @@ data_stats.json        the counts (also returned)
 =====================  =======================================================================
 
 Every step resumes: the selection is reused, and each per-image file is appended chunk by chunk, so a rerun only
-does the images (or questions) that have no record yet, plus those whose judge call got no reply at all. A rerun
-with different settings for a step that already has output is refused, naming the setting, instead of mixing two
-protocols in one file.
+does the images (or questions) that have no record yet, plus those the judge failed on (no reply, or no usable
+one: unusable replies are never cached, so they are asked afresh). A rerun with different settings for a step
+that already has output is refused, naming the setting, instead of mixing two protocols in one file.
+
+The judge is probed (:meth:`~hadpo.judge.base.ChatClient.probe`) before the model describes anything, when a
+judge step has work left: a wrong key or model stops the run before the GPU time is spent. Its requests and
+faults are recorded in ``data_stats.json`` under ``judge``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from hadpo.mining.config import DataConfig
 from hadpo.mining.leak import load_eval_images
 from hadpo.mining.prompts import annotation_text
 from hadpo.mining.select import SELECTION_KEYS, select_images
-from hadpo.mining.stats import STATS_FILE, mining_stats
+from hadpo.mining.stats import STATS_FILE, judge_step_counts, mining_stats
 
 SELECTION_FILE = "selection.json"
 DESCRIPTIONS_FILE = "descriptions.jsonl"
@@ -145,15 +149,35 @@ def run_step(
     """Records of ``ids`` from ``path`` (JSON lines, the last record of an image wins), doing the missing ones.
 
     ``work`` gets a chunk of image ids and returns one record per id; each chunk is appended before the next
-    starts. An image whose record failed without any reply (``retryable``) is done again.
+    starts. An image whose record failed (no reply, or none usable) is done again.
     """
     done = {str(r["image_id"]): r for r in read_jsonl_tolerant(path)}
-    todo = [i for i in ids if i not in done or (done[i].get("status") == "failed" and done[i].get("retryable"))]
+    todo = step_todo(done, ids)
     for start in range(0, len(todo), chunk_size):
         records = work(todo[start : start + chunk_size])
         append_jsonl(path, records)
         done.update({str(r["image_id"]): r for r in records})
     return {i: done[i] for i in ids}
+
+
+def step_todo(done: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> list[str]:
+    """The ids of ``ids`` without a record in ``done``, or whose record failed."""
+    return [i for i in ids if i not in done or done[i].get("status") == "failed"]
+
+
+def judge_work_left(run_dir: Path, ids: Sequence[str]) -> bool:
+    """Whether any judge step would ask something: an image without a successful record in a step's file.
+
+    Later steps only see images paired by the corrections, so they are checked against those.
+    """
+    corrections = {str(r["image_id"]): r for r in read_jsonl_tolerant(run_dir / CORRECTIONS_FILE)}
+    if step_todo(corrections, ids):
+        return True
+    paired = [i for i in ids if corrections[i].get("pair")]
+    for name in (REWRITES_FILE, QA_ITEMS_FILE):
+        if step_todo({str(r["image_id"]): r for r in read_jsonl_tolerant(run_dir / name)}, paired):
+            return True
+    return False
 
 
 def _select(cfg: DataConfig, annotations: Mapping[int, ImageAnnotations], run_dir: Path) -> dict[str, Any]:
@@ -252,15 +276,17 @@ def mine(cfg: DataConfig, *, client: ChatClient | None = None, loaded: Any = Non
     selection = _select(cfg, annotations, run_dir)
     images = selection["images"]
     ids = [str(im["image_id"]) for im in images]
-    model = _Model(cfg, loaded)
-    descriptions = _describe(cfg, images, model, run_dir)
-    notes = {i: annotation_text(annotations[int(i)]) if int(i) in annotations else "" for i in ids}
 
     own_client = client is None
     judge = client if client is not None else build_judge(
         cfg.judge_spec, JudgeContext(task="mining", data_root=cfg.data_root, run_dir=cfg.run_dir,
                                      progress=cfg.progress))
     try:
+        if judge_work_left(run_dir, ids):
+            judge.probe()  # before the model describes anything
+        model = _Model(cfg, loaded)
+        descriptions = _describe(cfg, images, model, run_dir)
+        notes = {i: annotation_text(annotations[int(i)]) if int(i) in annotations else "" for i in ids}
         ask = {"max_attempts": cfg.judge_spec.judge_attempts, "seed": cfg.judge_spec.judge_seed}
         corrections = run_step(
             run_dir / CORRECTIONS_FILE, ids,
@@ -282,6 +308,7 @@ def mine(cfg: DataConfig, *, client: ChatClient | None = None, loaded: Any = Non
                 yes_example=cfg.qa_yes_example, no_example=cfg.qa_no_example, **ask),
             chunk_size=cfg.chunk_size)
         judge_protocol = judge.protocol()
+        judge_faults = judge.faults()
     finally:
         close = getattr(judge, "close", None)
         if own_client and close is not None:
@@ -315,6 +342,7 @@ def mine(cfg: DataConfig, *, client: ChatClient | None = None, loaded: Any = Non
     stats = mining_stats(selection, descriptions, corrections, rewrites, qa_items, read_desc_data(desc_path),
                          read_pope_data(pope_path), rewrites_asked=cfg.rewrites)
     stats["files"] = {"desc_data": str(desc_path), "pope_data": str(pope_path), "run_dir": str(run_dir)}
-    stats["judge"] = {k: judge_protocol.get(k) for k in ("backend", "model")}
+    stats["judge"] = {**{k: judge_protocol.get(k) for k in ("backend", "model")},
+                      "calls": judge_faults, "steps": judge_step_counts(corrections, rewrites, qa_items)}
     atomic_write_json(run_dir / STATS_FILE, stats)
     return stats

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hadpo.judge.ask import Job, ask
 from hadpo.judge.base import ChatClient
-from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedQuestions, parse_questions
 from hadpo.mining.prompts import qa_prompt
 
@@ -64,7 +64,8 @@ def convert_to_qa(
         parsed = parse_questions(reply, max_no=max_hallucinated, max_yes=max_present)
         return (parsed, None) if parsed.ok else (None, parsed.error)
 
-    outcomes = ask(client, jobs, parse, step=STEP, max_attempts=max_attempts, seed=seed)
+    outcomes = ask(client, jobs, parse, variant={"step": STEP}, max_attempts=max_attempts, seed=seed,
+                   label=STEP)
     records = []
     for s in sources:
         out = outcomes[s.image_id]
@@ -76,7 +77,8 @@ def convert_to_qa(
                       for q in items],
             "attempts": out.attempts,
             "error": out.error,
-            "retryable": out.retryable,
+            "reason": out.reason,
+            "unusable": out.unusable,
             "raw": out.raw,
         })
     return records

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hadpo.judge.ask import Job, ask
 from hadpo.judge.base import ChatClient
-from hadpo.mining.ask import Job, ask
 from hadpo.mining.parse import ParsedRewrites, parse_rewrites
 from hadpo.mining.prompts import rewrite_prompt
 
@@ -52,7 +52,8 @@ def rewrite_pairs(
                 return None, f"pair {i}: the positive and negative rewrites are identical"
         return parsed, None
 
-    outcomes = ask(client, jobs, parse, step=STEP, max_attempts=max_attempts, seed=seed)
+    outcomes = ask(client, jobs, parse, variant={"step": STEP}, max_attempts=max_attempts, seed=seed,
+                   label=STEP)
     records = []
     for p in pairs:
         out = outcomes[p.image_id]
@@ -65,7 +66,8 @@ def rewrite_pairs(
             "rejected": [r.negative for r in rewrites],
             "attempts": out.attempts,
             "error": out.error,
-            "retryable": out.retryable,
+            "reason": out.reason,
+            "unusable": out.unusable,
             "raw": out.raw,
         })
     return records

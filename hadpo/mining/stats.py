@@ -33,15 +33,40 @@ def pair_counts(desc: Sequence[DescRecord], pope: Sequence[PopeRecord], seed: in
     return out
 
 
+def failure_reason(record: Mapping[str, Any]) -> str:
+    """``no reply`` or ``unusable reply``: why a step record failed."""
+    return str(record.get("reason") or "unknown")
+
+
 def skip_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Failed records of one step: counts by reason class and the first few image ids with their errors."""
     failed = [r for r in records if r.get("status") == "failed"]
-    reasons = Counter("no reply" if r.get("retryable") else "unusable reply" for r in failed)
+    reasons = Counter(failure_reason(r) for r in failed)
     return {
         "count": len(failed),
         "by_reason": dict(sorted(reasons.items())),
         "images": [{"image_id": r["image_id"], "error": r.get("error")} for r in failed[:_LISTED_SKIPS]],
     }
+
+
+def judge_step_counts(
+    corrections: Mapping[str, Mapping[str, Any]],
+    rewrites: Mapping[str, Mapping[str, Any]],
+    qa_items: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, int]]:
+    """Per judge step: images asked, re-asks, unusable replies, and images failed by reason (no reply, unusable)."""
+    out = {}
+    for step, records in (("correct", corrections), ("rewrite", rewrites), ("qa", qa_items)):
+        asked = [r for r in records.values() if r.get("attempts", 0) > 0]
+        failed = Counter(failure_reason(r) for r in asked if r.get("status") == "failed")
+        out[step] = {
+            "images": len(asked),
+            "reasks": sum(int(r["attempts"]) - 1 for r in asked),
+            "unusable_replies": sum(int(r.get("unusable", 0)) for r in asked),
+            "failed_no_reply": failed["no reply"],
+            "failed_unusable": failed["unusable reply"],
+        }
+    return out
 
 
 def mining_stats(

@@ -14,7 +14,8 @@ A missing POPE file is a :class:`~hadpo.errors.DataError` naming it; a missing o
 "not available" note naming the missing file (an error with ``require_all``).
 
 Outputs in ``report_dir``: ``pope_bars.png``, ``shr_bars.png``, ``training_curves.png`` and ``summary.json``
-(headline numbers for ``reports/index.html``).
+(headline numbers for ``reports/index.html``). An SHR built on an incomplete judgement (images the judge left
+unjudged) is flagged wherever it appears and never becomes a headline number.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from matplotlib.figure import Figure
 
 from hadpo.data.layout import DataLayout
 from hadpo.errors import DataError
+from hadpo.eval.shr.metrics import is_complete
 from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_file
 from hadpo.manifest import environment
 from hadpo.report import plots, stats, tables
@@ -219,14 +221,47 @@ def _optional(cfg: DashboardConfig, exc: Unavailable) -> HtmlFragment:
     return note(str(exc))
 
 
+def incomplete_judgements(results: ShrResults) -> list[str]:
+    """One line per model whose SHR judgement left images unjudged (empty when both are complete)."""
+    out = []
+    for name, metrics, file in (("base", results.base_metrics, results.base_file),
+                                ("HA-DPO", results.adapted_metrics, results.adapted_file)):
+        if is_complete(metrics) is False:
+            out.append(f"{name}: {tables.judgement_state(metrics)} image judgement(s) in {file.parent}")
+    return out
+
+
+def _incomplete_note(lines: list[str]) -> str:
+    return ("SHR built on an incomplete judgement, not a result: " + "; ".join(lines) + ". No SHR headline is "
+            "reported; rerun hadpo shr on that folder once the judge works (only the unjudged images are asked).")
+
+
 def shr_table(cfg: DashboardConfig, results: ShrResults | None = None) -> pd.DataFrame | HtmlFragment:
-    """SHR (×100, lower is better) base vs HA-DPO with length statistics, unjudged images and repetition."""
+    """SHR (×100, lower is better) base vs HA-DPO with length statistics, unjudged images and repetition.
+
+    A model whose judgement left images unjudged is flagged in the ``Judgement`` column and in a warning above
+    the table.
+    """
     try:
         results = results or shr_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
-    return tables.shr_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name,
-                            base_interval=results.base_interval, adapted_interval=results.adapted_interval)
+    table = tables.shr_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name,
+                             base_interval=results.base_interval, adapted_interval=results.adapted_interval)
+    incomplete = incomplete_judgements(results)
+    if not incomplete:
+        return table
+    warning = note(_incomplete_note(incomplete))
+    return HtmlFragment(warning.body + table.to_html(index=False, na_rep="—"), css=warning.css)
+
+
+def judge_faults(cfg: DashboardConfig, results: ShrResults | None = None) -> pd.DataFrame | HtmlFragment:
+    """The SHR judge's requests and faults for both models (retries, 429s, 5xx, timeouts, re-asks, unjudged)."""
+    try:
+        results = results or shr_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    return tables.judge_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name)
 
 
 def shr_figure(cfg: DashboardConfig, results: ShrResults | None = None) -> Figure | HtmlFragment:
@@ -235,10 +270,14 @@ def shr_figure(cfg: DashboardConfig, results: ShrResults | None = None) -> Figur
         results = results or shr_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
+    labels = [cfg.model_name, f"{cfg.model_name} + HA-DPO"]
+    for i, metrics in enumerate((results.base_metrics, results.adapted_metrics)):
+        if is_complete(metrics) is False:
+            labels[i] += " (INCOMPLETE judgement)"
     fig = plots.shr_bars(
         tables.shr_row(results.base_metrics), tables.shr_row(results.adapted_metrics),
         base_interval=results.base_interval, adapted_interval=results.adapted_interval,
-        labels=(cfg.model_name, f"{cfg.model_name} + HA-DPO"),
+        labels=(labels[0], labels[1]),
     )
     plots.save_figure(fig, Path(cfg.report_dir) / SHR_FIGURE)
     return fig
@@ -380,12 +419,20 @@ def summary(
     else:
         rows = (tables.shr_row(shr.base_metrics), tables.shr_row(shr.adapted_metrics))
         out["shr"] = {
-            name: {"shr": row["SHR (%)"], "words_per_image": row["Words / image"],
+            name: {"shr": _none_if_nan(row["SHR (%)"]), "words_per_image": row["Words / image"],
                    "sents_per_image": row["Sentences / image"], "unjudged_images": _none_if_nan(row["Unjudged images"]),
+                   "complete": is_complete(metrics), "judge": metrics.get("judge"),
                    "interval": interval.to_dict() if interval else None}
-            for name, row, interval in (("base", rows[0], shr.base_interval), ("hadpo", rows[1], shr.adapted_interval))
+            for name, row, interval, metrics in (("base", rows[0], shr.base_interval, shr.base_metrics),
+                                                 ("hadpo", rows[1], shr.adapted_interval, shr.adapted_metrics))
         }
-        headline["SHR (%)"] = _arrow(rows[0]["SHR (%)"], rows[1]["SHR (%)"])
+        incomplete = incomplete_judgements(shr)
+        if incomplete:
+            # An SHR from a judge that left images unjudged is not a result: no headline number from it.
+            headline["SHR (%)"] = "not reported: judgement incomplete (" + "; ".join(incomplete) + ")"
+            notes.append(_incomplete_note(incomplete))
+        else:
+            headline["SHR (%)"] = _arrow(rows[0]["SHR (%)"], rows[1]["SHR (%)"])
     try:
         records = training_records(cfg)
     except Unavailable as exc:

@@ -1,5 +1,5 @@
 """Dashboard tables (pandas): POPE per set in the HA-DPO README's layout, the mean-F1 headline, SHR with length
-statistics, and the published LLaVA-1.5-7B numbers.
+statistics, the SHR judge's requests and faults, and the published LLaVA-1.5-7B numbers.
 
 Ratios are shown as percentages with two decimals, as the HA-DPO README; ``Δ`` rows are adapted minus base in
 percentage points (or in the column's own unit for per-image counts). Interval columns hold ``[low, high]`` text
@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from hadpo.eval.shr.metrics import is_complete
 from hadpo.report.stats import Interval, McNemarResult, PopeComparison
 
 #: POPE metric key (evaluator's ``metrics.json``) → column header (HA-DPO README).
@@ -155,14 +156,26 @@ def _run_mean(runs: Sequence[Mapping[str, Any]], key: str) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
+def judgement_state(metrics: Mapping[str, Any]) -> str:
+    """``complete``, ``INCOMPLETE: n unjudged`` or ``not recorded`` (files of the original code cannot tell)."""
+    complete = is_complete(metrics)
+    if complete is None:
+        return "not recorded"
+    if complete:
+        return "complete"
+    unjudged = sum(int(r.get("num_unjudged", 0)) for r in _runs(metrics))
+    return f"INCOMPLETE: {unjudged} unjudged"
+
+
 def shr_row(metrics: Mapping[str, Any], interval: Interval | None = None) -> dict[str, Any]:
     """One SHR table row from an SHR ``metrics.json`` (per-run values averaged over the judge runs).
 
     SHR is ``mean_hal_ratio × 100``. Unjudged and skipped images are the mean over runs; files written by the
-    original code have neither and show NaN.
+    original code have neither and show NaN. ``Judgement`` says whether every image was judged.
     """
     runs = _runs(metrics)
     row: dict[str, Any] = {
+        "Judgement": judgement_state(metrics),
         "SHR (%)": pct(metrics["mean_hal_ratio"]),
         "SHR CI": interval_text(interval),
         "Words / image": round(_run_mean(runs, "words_per_image"), 2),
@@ -179,8 +192,8 @@ def shr_row(metrics: Mapping[str, Any], interval: Interval | None = None) -> dic
     return row
 
 
-#: SHR columns that get a Δ (all numeric ones).
-_SHR_DELTA_SKIP = ("SHR CI",)
+#: SHR columns that get no Δ (the text ones).
+_SHR_DELTA_SKIP = ("SHR CI", "Judgement")
 
 
 def shr_table(
@@ -209,6 +222,49 @@ def shr_table(
     if interval is None:
         return frame.drop(columns=["SHR CI"])
     return frame.rename(columns={"SHR CI": f"SHR {round(100 * interval.confidence)}% CI"})
+
+
+#: Judge fault columns: header → (section of metrics["judge"], key); "calls" holds the client's counters.
+JUDGE_COLUMNS: dict[str, tuple[str | None, str]] = {
+    "Requests": ("calls", "requests"),
+    "Cache hits": ("calls", "cache_hits"),
+    "Retries": ("calls", "retries"),
+    "429s": ("calls", "rate_limited"),
+    "Retry-After wait (s)": ("calls", "retry_after_wait_s"),
+    "5xx": ("calls", "server_errors"),
+    "Timeouts": ("calls", "timeouts"),
+    "Connection errors": ("calls", "connection_errors"),
+    "Malformed": ("calls", "malformed"),
+    "Refused (4xx)": ("calls", "client_errors"),
+    "Re-asks": (None, "reasks"),
+    "Unusable replies": (None, "unusable_replies"),
+    "Unjudged images": (None, "unjudged_images"),
+}
+
+
+def judge_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of judge requests and faults from an SHR ``metrics.json`` (NaN where the file records none)."""
+    judge = metrics.get("judge")
+    row: dict[str, Any] = {}
+    for header, (section, key) in JUDGE_COLUMNS.items():
+        source = (judge.get(section) if section else judge) if isinstance(judge, Mapping) else None
+        value = source.get(key) if isinstance(source, Mapping) else None
+        row[header] = math.nan if value is None else value
+    reasons = judge.get("unjudged_reasons") if isinstance(judge, Mapping) else None
+    row["Unjudged because"] = ", ".join(f"{k}: {v}" for k, v in reasons.items()) if reasons else ""
+    return row
+
+
+def judge_table(base: Mapping[str, Any], adapted: Mapping[str, Any], *, model: str = "LLaVA-1.5") -> pd.DataFrame:
+    """The SHR judge's requests and faults for both models: the cost and the reliability behind each SHR.
+
+    Request counts are those of the invocation that wrote each ``metrics.json`` (a rerun served from the cache
+    makes none); re-asks, unusable replies and unjudged images describe the judgement itself.
+    """
+    return pd.DataFrame([
+        {"Model": model, "HA-DPO": BASE_MARK, **judge_row(base)},
+        {"Model": model, "HA-DPO": ADAPTED_MARK, **judge_row(adapted)},
+    ])
 
 
 # ---------------------------------------------------------------------------------------------------- published

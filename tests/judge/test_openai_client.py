@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from hadpo.errors import ParamsError
+from hadpo.errors import JudgeUnavailable, ParamsError
 from hadpo.judge.base import ChatRequest
 from hadpo.judge.cache import ReplyCache
 from hadpo.judge.openai_client import OpenAIChatClient
@@ -62,13 +62,17 @@ def test_replies_come_back_in_request_order(server, tmp_path, key):
 
 def test_key_is_never_written(server, tmp_path, key):
     # ...but never stored: not in the cache, the protocol, the repr, or an error message.
-    server.fail_next([StubResponse(status=401, body={"error": {"message": f"Incorrect API key provided: {SECRET}"}})])
+    server.fail_next([StubResponse(status=400, body={"error": {"message": f"Bad request for key {SECRET}"}})])
     with make_client(server, tmp_path) as client:
         failed = client.complete([ChatRequest.user("a")])[0]
         client.complete([ChatRequest.user("b")])
-        texts = [json.dumps(client.protocol()), repr(client), repr(client.spec), json.dumps(client.spec.to_dict())]
-    assert not failed.ok and "401" in (failed.error or "")
-    assert SECRET not in (failed.error or "")
+        server.fail_next([StubResponse(status=401, body={"error": {"message": f"Incorrect API key: {SECRET}"}})])
+        with pytest.raises(JudgeUnavailable) as refused:
+            client.complete([ChatRequest.user("c")])
+        texts = [json.dumps(client.protocol()), repr(client), repr(client.spec), json.dumps(client.spec.to_dict()),
+                 str(refused.value)]
+    assert not failed.ok and "400" in (failed.error or "")
+    assert SECRET not in (failed.error or "") and "401" in str(refused.value)
     db = tmp_path / "cache.sqlite"
     blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(db.name))
     assert SECRET.encode() not in blobs

@@ -47,12 +47,19 @@ def test_pope_figure_is_saved(dashboard_params: Make) -> None:
     assert (Path(cfg.report_dir) / dashboard.POPE_FIGURE).read_bytes().startswith(PNG_MAGIC)
 
 
-def test_shr_parts(dashboard_params: Make) -> None:
+def complete_base(results_root: Path, fakes) -> None:
+    """Rewrite the base SHR run without its unjudged image: both judgements complete."""
+    fakes.write_shr_run(results_root / "shr" / "base", {k: v for k, v in fakes.BASE_SHR.items() if k != "3"})
+
+
+def test_shr_parts(dashboard_params: Make, results_root: Path, fakes) -> None:
+    complete_base(results_root, fakes)
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     shr = dashboard.shr_results(cfg)
     frame = dashboard.shr_table(cfg, shr)
     assert isinstance(frame, pd.DataFrame)
     assert frame["SHR (%)"].tolist() == [50.0, 25.0, -25.0]
+    assert frame["Judgement"].tolist() == ["complete", "complete", ""]
     assert isinstance(dashboard.shr_figure(cfg, shr), Figure)
     assert (Path(cfg.report_dir) / dashboard.SHR_FIGURE).read_bytes().startswith(PNG_MAGIC)
     html = dashboard.qualitative(cfg, shr)._repr_html_()
@@ -124,7 +131,43 @@ def test_labels_from_a_data_root_are_checked_against_the_protocol(dashboard_para
     assert info.value.file == str(labels)
 
 
-def test_summary_feeds_the_index(dashboard_params: Make) -> None:
+def test_an_incomplete_judgement_is_flagged_and_gives_no_headline(dashboard_params: Make) -> None:
+    # The fixture's base SHR left image 3 unjudged.
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
+    shown = dashboard.shr_table(cfg)
+    assert isinstance(shown, HtmlFragment)
+    html = shown._repr_html_()
+    assert "incomplete judgement, not a result" in html and "INCOMPLETE: 1 unjudged" in html
+    assert "hadpo-note" in html and "<table" in html
+    summary = dashboard.summary(cfg)
+    assert summary["headline"]["SHR (%)"].startswith("not reported: judgement incomplete (base: INCOMPLETE: 1")
+    assert "50.00" not in summary["headline"]["SHR (%)"]
+    assert summary["shr"]["base"]["complete"] is False and summary["shr"]["hadpo"]["complete"] is True
+    assert any("incomplete judgement" in n for n in summary["notes"])
+    dashboard.shr_figure(cfg)
+    assert (Path(cfg.report_dir) / dashboard.SHR_FIGURE).is_file()
+
+
+def test_judge_faults_sit_beside_shr(dashboard_params: Make, results_root: Path) -> None:
+    metrics_file = results_root / "shr" / "base" / "metrics.json"
+    metrics = read_json(metrics_file)
+    metrics["judge"] = {"calls": {"requests": 40, "retries": 7, "rate_limited": 5, "retry_after_wait_s": 12.5,
+                                  "server_errors": 2, "timeouts": 0, "connection_errors": 0, "malformed": 1,
+                                  "client_errors": 0, "cache_hits": 3},
+                        "reasks": 4, "unusable_replies": 4, "unjudged_images": 1,
+                        "unjudged_reasons": {"unusable reply": 1}}
+    metrics_file.write_text(json.dumps(metrics))
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
+    table = dashboard.judge_faults(cfg)
+    base, adapted = table.iloc[0], table.iloc[1]
+    assert (base["Requests"], base["Retries"], base["429s"], base["Retry-After wait (s)"]) == (40, 7, 5, 12.5)
+    assert (base["5xx"], base["Malformed"], base["Re-asks"], base["Unjudged images"]) == (2, 1, 4, 1)
+    assert base["Unjudged because"] == "unusable reply: 1"
+    assert pd.isna(adapted["Requests"])  # a metrics file that records no judge section shows blanks, not zeros
+
+
+def test_summary_feeds_the_index(dashboard_params: Make, results_root: Path, fakes) -> None:
+    complete_base(results_root, fakes)
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     result = dashboard.summary(cfg)
     saved = read_json(Path(cfg.report_dir) / "summary.json")

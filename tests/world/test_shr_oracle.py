@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hadpo.eval.shr.judge import ShrItem, judge_run
+from hadpo.eval.shr.judge import ShrItem, ShrProtocol, judge_run
 from hadpo.eval.shr.parse import parse_judgement
 from hadpo.world.shr_oracle import column_of, oracle_client, oracle_labels, world_objects, world_oracle
 from hadpo.world.text import parse_sentence
@@ -44,8 +44,9 @@ def test_reply_parses_with_the_llm_parser_and_judges():
 
 def test_unknown_image_is_an_error_reply_then_unjudged():
     run = judge_run([ShrItem("99", "There is a red circle.", (), ())], oracle_client(OBJECTS, parse),
-                    max_attempts=2)
+                    protocol=ShrProtocol(max_attempts=2))
     assert run["99"]["status"] == "unjudged" and "no annotations for image 99" in run["99"]["error"]
+    assert run["99"]["reason"] == "no reply" and run["99"]["attempts"] == 1  # a failed call is not asked again
 
 
 def test_columns_are_thirds_of_the_width():

@@ -14,7 +14,7 @@ from hadpo.data.layout import DataLayout
 from hadpo.data.shr_files import read_shr_factual, read_shr_images
 from hadpo.data.vg import read_vg_images, read_vg_regions, vg_image_index
 from hadpo.errors import DataError
-from hadpo.eval.shr.prompt import region_lines
+from hadpo.eval.shr.prompt import NormalizedRegion, normalized_regions
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ShrImageInput:
     image_path: Path
     width: int
     height: int
-    region_text: tuple[str, ...]
+    regions: tuple[NormalizedRegion, ...]
     facts: tuple[str, ...]
 
 
@@ -62,7 +62,7 @@ def load_shr_inputs(data_root: str | Path, *, limit: int | None = None) -> list[
                 image_path=image.path(layout),
                 width=image.width,
                 height=image.height,
-                region_text=tuple(region_lines(regions[entry.image_id], image.width, image.height)),
+                regions=tuple(normalized_regions(regions[entry.image_id], image.width, image.height)),
                 facts=tuple(facts.get(str(entry.image_id), [])),
             )
         )

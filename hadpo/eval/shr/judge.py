@@ -1,30 +1,41 @@
 """Judging descriptions sentence by sentence through any chat client, with bounded re-asks.
 
-For every image and every judge run the description is split into sentences, the prompt is filled and sent;
-a reply that cannot be read (no ``Judgement:`` line, a wrong number of lines, an unknown label) is asked again
-up to ``max_attempts`` times in all. Each re-ask and each run carries its attempt and run index in the request
-(and a shifted seed), so the reply cache never hands back the reply being replaced, while a rerun of the whole
-evaluation is still served entirely from the cache. Whatever stays unreadable is recorded as ``unjudged``
-with the reason; prompts over ``max_prompt_chars`` are recorded as ``skipped`` without a call. Nothing is
-dropped silently and nothing loops forever.
+For every image and every judge run the description is split into sentences, the prompt is filled and sent
+(:func:`hadpo.judge.ask.ask`: unusable replies asked again up to ``judge_attempts`` times, never cached; a rerun
+takes finished images from the cache without a request). Each run carries its index in the request (and a
+shifted seed), so run 2 is a new judgement, not run 1's cached one. Every image gets a record with a status:
+
+* ``judged``: the reply gave a label per sentence (under ``counting: original`` some labels may be unknown);
+* ``unjudged``: no reply, or none usable (the reason is in ``error``; under ``counting: original`` also a reply
+  with the wrong number of lines, kept with no labels as the original did);
+* ``skipped``: the prompt is longer than ``max_prompt_chars`` (no call made, as in the original).
+
+Nothing is dropped silently and nothing loops forever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from hadpo.eval.shr.parse import parse_judgement
-from hadpo.eval.shr.prompt import DEFAULT_MAX_PROMPT_CHARS, build_judge_prompt
-from hadpo.eval.shr.sentences import judged_sentences
-from hadpo.judge.base import ChatClient, ChatRequest
+from hadpo.eval.shr.parse import Counting, ParsedJudgement, parse_judgement, unusable_reason
+from hadpo.eval.shr.prompt import (
+    DEFAULT_MAX_PROMPT_CHARS,
+    JudgeFormat,
+    JudgePrompt,
+    NormalizedRegion,
+    build_judge_prompt,
+)
+from hadpo.eval.shr.sentences import judged_sentences, split_sentences
+from hadpo.judge.ask import NO_REPLY, UNUSABLE, Job, ask
+from hadpo.judge.base import ChatClient
 
 #: Status of an image in one judge run.
 JUDGED, UNJUDGED, SKIPPED = "judged", "unjudged", "skipped"
 
-#: Seed shift between re-asks, far from the run shift (+1 per run) so the two never collide.
-_ATTEMPT_SEED_STRIDE = 1000
+#: Why an image stayed unjudged beyond "no reply" / "unusable reply": the original counting's line-count mismatch.
+LINE_COUNT = "wrong line count"
 
 
 @dataclass(frozen=True)
@@ -33,22 +44,42 @@ class ShrItem:
 
     image_id: str
     response: str
-    region_text: tuple[str, ...]
-    facts: tuple[str, ...]
+    regions: tuple[NormalizedRegion, ...] = ()
+    facts: tuple[str, ...] = ()
 
 
-def _seed(seed: int | None, run: int, attempt: int) -> int | None:
-    return None if seed is None else seed + (run - 1) + _ATTEMPT_SEED_STRIDE * attempt
+@dataclass(frozen=True)
+class ShrProtocol:
+    """How descriptions are judged: the template and its slot format, the reading of replies, the limits."""
+
+    template: JudgePrompt = field(default_factory=JudgePrompt.kit)
+    judge_format: JudgeFormat = "kit"
+    counting: Counting = "kit"
+    max_attempts: int = 3
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+    def record(self) -> dict[str, Any]:
+        """The settings as recorded with the results."""
+        return {"judge_prompt": self.template.record(), "judge_format": self.judge_format, "counting": self.counting,
+                "judge_attempts": self.max_attempts, "max_prompt_chars": self.max_prompt_chars,
+                "judge_seed": self.seed}
 
 
-def _record(response: str, sentences: list[str], status: str, raw: str | None, labels: list[str] | None,
-            lines: list[str] | None, attempts: int, error: str | None) -> dict[str, Any]:
-    """One image's entry in ``judgement.json`` (the original's keys plus status, attempts and error)."""
+def _record(response: str, sentences: list[str], status: str, raw: str | None, parsed: ParsedJudgement | None, *,
+            attempts: int = 0, unusable: int = 0, error: str | None = None,
+            reason: str | None = None) -> dict[str, Any]:
+    """One image's entry in ``judgement.json`` (the original's keys plus status, attempts and why)."""
+    labelled = parsed is not None and len(parsed.lines) == len(sentences)
     per_sentence = [
         {
             "model_response": sentence,
-            "judgement": lines[i] if lines is not None else None,
-            "classification": labels[i] if labels is not None else None,
+            "judgement": parsed.lines[i] if labelled and parsed is not None else None,
+            "classification": parsed.labels[i] if labelled and parsed is not None else None,
         }
         for i, sentence in enumerate(sentences)
     ]
@@ -58,8 +89,47 @@ def _record(response: str, sentences: list[str], status: str, raw: str | None, l
         "judgement": per_sentence,
         "status": status,
         "attempts": attempts,
+        "unusable": unusable,
         "error": error,
+        "reason": reason,
     }
+
+
+def judge_jobs(items: Sequence[ShrItem], protocol: ShrProtocol) -> tuple[list[Job], dict[str, dict[str, Any]]]:
+    """The prompts to send, and the records of images settled without asking (empty or over-long)."""
+    jobs: list[Job] = []
+    settled: dict[str, dict[str, Any]] = {}
+    for item in items:
+        sentences = judged_sentences(item.response)
+        if not sentences:
+            # Nothing to check: an empty description is judged, with zero sentences, without asking anyone.
+            settled[item.image_id] = _record(item.response, [], JUDGED, None, ParsedJudgement([], [], None))
+            continue
+        prompt = build_judge_prompt(item.regions, item.facts, split_sentences(item.response),
+                                    template=protocol.template, judge_format=protocol.judge_format)
+        if len(prompt) > protocol.max_prompt_chars:
+            settled[item.image_id] = _record(
+                item.response, sentences, SKIPPED, None, None,
+                error=f"prompt has {len(prompt)} characters > max_prompt_chars {protocol.max_prompt_chars}")
+            continue
+        jobs.append(Job(item.image_id, prompt, {"image_id": item.image_id, "sentences": sentences}))
+    return jobs, settled
+
+
+def reply_parser(protocol: ShrProtocol):
+    """``parse(reply, job) -> (parsed, None)`` when usable under the protocol's counting, else ``(None, reason)``."""
+
+    def parse(reply: str, job: Job) -> tuple[ParsedJudgement | None, str | None]:
+        parsed = parse_judgement(reply, len(job.context["sentences"]), protocol.counting)
+        problem = unusable_reason(parsed, protocol.counting)
+        return (parsed, None) if problem is None else (None, problem)
+
+    return parse
+
+
+def run_variant(run: int, seed: int | None) -> tuple[dict[str, int], int | None]:
+    """The cache variant and base seed of judge run ``run`` (1-based): each run is its own judgement."""
+    return {"run": run}, None if seed is None else seed + (run - 1)
 
 
 def judge_run(
@@ -67,61 +137,31 @@ def judge_run(
     client: ChatClient,
     *,
     run: int = 1,
-    max_attempts: int = 3,
-    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-    seed: int | None = 0,
+    protocol: ShrProtocol | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Judge every item once (with re-asks); returns ``{image_id: record}`` in item order."""
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    protocol = protocol or ShrProtocol()
+    jobs, settled = judge_jobs(items, protocol)
+    variant, seed = run_variant(run, protocol.seed)
+    outcomes = ask(client, jobs, reply_parser(protocol), variant=variant, max_attempts=protocol.max_attempts,
+                   seed=seed, label=f"SHR judge run {run}")
     out: dict[str, dict[str, Any]] = {}
-    pending: dict[str, tuple[ShrItem, list[str], str]] = {}
     for item in items:
+        if item.image_id in settled:
+            out[item.image_id] = settled[item.image_id]
+            continue
+        o = outcomes[item.image_id]
         sentences = judged_sentences(item.response)
-        if not sentences:
-            # Nothing to check: an empty description is judged, with zero sentences, without asking anyone.
-            out[item.image_id] = _record(item.response, [], JUDGED, None, [], [], 0, None)
-            continue
-        prompt = build_judge_prompt(item.region_text, item.facts, sentences)
-        if len(prompt) > max_prompt_chars:
-            out[item.image_id] = _record(item.response, sentences, SKIPPED, None, None, None, 0,
-                                         f"prompt has {len(prompt)} characters > max_prompt_chars {max_prompt_chars}")
-            continue
-        out[item.image_id] = {}  # keeps item order; filled below
-        pending[item.image_id] = (item, sentences, prompt)
-
-    last: dict[str, tuple[str | None, str]] = {}
-    for attempt in range(max_attempts):
-        if not pending:
-            break
-        ids = list(pending)
-        requests = [
-            ChatRequest.user(
-                pending[i][2],
-                variant={"run": run, "attempt": attempt},
-                seed=_seed(seed, run, attempt),
-                context={"image_id": i, "sentences": pending[i][1]},
-            )
-            for i in ids
-        ]
-        label = f"SHR judge run {run}" + (f" re-ask {attempt}" if attempt else "")
-        replies = client.complete(requests, desc=label)
-        for image_id, reply in zip(ids, replies, strict=True):
-            item, sentences, _ = pending[image_id]
-            if not reply.ok:
-                last[image_id] = (None, f"no reply: {reply.error}")
-                continue
-            parsed = parse_judgement(reply.text or "", len(sentences))
-            if parsed.ok:
-                out[image_id] = _record(item.response, sentences, JUDGED, reply.text, parsed.labels, parsed.lines,
-                                        attempt + 1, None)
-                del pending[image_id]
-            else:
-                last[image_id] = (reply.text, f"unusable reply: {parsed.error}")
-    for image_id, (item, sentences, _) in pending.items():
-        raw, error = last[image_id]
-        out[image_id] = _record(item.response, sentences, UNJUDGED, raw, None, None, max_attempts,
-                                f"{error} (after {max_attempts} attempts)")
+        counts = {"attempts": o.attempts, "unusable": o.unusable}
+        if not o.ok:
+            out[item.image_id] = _record(item.response, sentences, UNJUDGED, o.raw, None, error=o.error,
+                                         reason=o.reason, **counts)
+        elif o.value is not None and len(o.value.lines) != len(sentences):
+            # Only under counting: original, which keeps such a reply without labels, as the original did.
+            out[item.image_id] = _record(item.response, sentences, UNJUDGED, o.raw, o.value, error=o.value.error,
+                                         reason=LINE_COUNT, **counts)
+        else:
+            out[item.image_id] = _record(item.response, sentences, JUDGED, o.raw, o.value, **counts)
     return out
 
 
@@ -130,18 +170,12 @@ def judge_descriptions(
     client: ChatClient,
     *,
     num_runs: int = 1,
-    max_attempts: int = 3,
-    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-    seed: int | None = 0,
+    protocol: ShrProtocol | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{"run1": {image_id: record}, "run2": ...}``: ``num_runs`` independent judge runs (see :func:`judge_run`)."""
     if num_runs < 1:
         raise ValueError(f"num_runs must be >= 1, got {num_runs}")
-    return {
-        f"run{run}": judge_run(items, client, run=run, max_attempts=max_attempts,
-                               max_prompt_chars=max_prompt_chars, seed=seed)
-        for run in range(1, num_runs + 1)
-    }
+    return {f"run{run}": judge_run(items, client, run=run, protocol=protocol) for run in range(1, num_runs + 1)}
 
 
 def status_counts(run: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
@@ -150,3 +184,7 @@ def status_counts(run: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     for record in run.values():
         counts[record["status"]] += 1
     return counts
+
+
+#: Reasons an image stays unjudged, as recorded (``reason``).
+UNJUDGED_REASONS = (NO_REPLY, UNUSABLE, LINE_COUNT)

@@ -7,9 +7,12 @@ Per judge run (``run1``, ``run2``, ...), over the images the judge labelled (``s
 * ``hal_sents_ratio``, ``hal_words_ratio``: hallucinated ÷ labelled sentences (words); ``cannot judge`` is in
   the denominator as not hallucinated.
 
-Images that stayed unjudged, or were skipped for an over-long prompt, are left out of every ``runN`` value
-(the original left skipped images out but kept unreadable ones in the per-image lengths; here all per-image
-values share one denominator) and counted in ``num_unjudged`` / ``num_skipped``. ``gram-n-repetition`` is the
+Which images count depends on ``counting``. ``kit`` (the default): only judged images count, so every per-image
+value shares one denominator and an unjudged image can never pass for one without hallucination. ``original``:
+unjudged images stay in ``num_images`` and in the per-image means with no labelled sentence, and a sentence with
+an unknown label counts in the lengths but not in the ratios, as the original code counted. Either way images
+skipped for an over-long prompt are left out, and ``num_unjudged`` / ``num_skipped`` / ``num_unlabelled_sents``
+say how many there were. ``gram-n-repetition`` is the
 mean over all described images of unique ÷ total word n-grams (higher = less repetition). ``mean_hal_ratio`` is
 the mean of ``hal_sents_ratio`` over runs; the reported SHR is ``mean_hal_ratio × 100``. Shorter descriptions
 score better on SHR, so ``length`` reports the description length over all images next to it.
@@ -18,11 +21,14 @@ Values are rounded to 3 decimals, as the original.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hadpo.eval.shr.judge import JUDGED, SKIPPED, UNJUDGED
+from hadpo.eval.shr.parse import Counting
+from hadpo.eval.shr.prompt import LABELS
 from hadpo.eval.shr.sentences import split_sentences, word_count
 
 #: Characters removed before counting n-grams, as the original (a newline becomes a space).
@@ -45,15 +51,16 @@ def record_status(record: Mapping[str, Any]) -> str:
     return JUDGED if all(label is not None for label in labels) else UNJUDGED
 
 
-def run_metrics(run: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def run_metrics(run: Mapping[str, Mapping[str, Any]], counting: Counting = "kit") -> dict[str, Any]:
     """The per-run table (module docstring) for ``{image_id: judgement record}``."""
     images = sents = words = hal_sents = hal_words = valid_sents = valid_words = 0
     correct = cannot = 0
     counts = {JUDGED: 0, UNJUDGED: 0, SKIPPED: 0}
+    counted = (JUDGED, UNJUDGED) if counting == "original" else (JUDGED,)
     for record in run.values():
         status = record_status(record)
         counts[status] += 1
-        if status != JUDGED:
+        if status not in counted:
             continue
         images += 1
         for entry in record["judgement"]:
@@ -61,7 +68,7 @@ def run_metrics(run: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             sents += 1
             words += n_words
             label = entry["classification"]
-            if label not in ("hallucination", "correct", "cannot judge"):
+            if label not in LABELS:
                 continue
             valid_sents += 1
             valid_words += n_words
@@ -79,12 +86,14 @@ def run_metrics(run: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "words_per_image": per_image(words),
         "hal_sents_per_image": per_image(hal_sents),
         "hal_words_per_image": per_image(hal_words),
-        "hal_sents_ratio": _r(hal_sents / valid_sents) if valid_sents else 0.0,
-        "hal_words_ratio": _r(hal_words / valid_words) if valid_words else 0.0,
+        # No labelled sentence: the ratio is undefined, not 0 (a judge that labelled nothing found nothing wrong).
+        "hal_sents_ratio": _r(hal_sents / valid_sents) if valid_sents else None,
+        "hal_words_ratio": _r(hal_words / valid_words) if valid_words else None,
         "num_sents": sents,
         "num_hal_sents": hal_sents,
         "num_correct_sents": correct,
         "num_cannot_judge_sents": cannot,
+        "num_unlabelled_sents": sents - valid_sents,
         "num_unjudged": counts[UNJUDGED],
         "num_skipped": counts[SKIPPED],
     }
@@ -136,17 +145,20 @@ def shr_metrics(
     responses: Mapping[str, str],
     *,
     num_tokens: Mapping[str, int] | None = None,
+    counting: Counting = "kit",
 ) -> dict[str, Any]:
     """``metrics.json`` content from ``judgement.json`` content and every described image's response."""
-    runs = {name: run_metrics(run) for name, run in judgements.items()}
+    runs = {name: run_metrics(run, counting) for name, run in judgements.items()}
     ratios = [m["hal_sents_ratio"] for m in runs.values()]
     texts = list(responses.values())
     out: dict[str, Any] = dict(runs)
     for n in range(1, 5):
         out[f"gram-{n}-repetition"] = repetition(texts, n)
-    out["mean_hal_ratio"] = _r(statistics.fmean(ratios)) if ratios else 0.0
-    out["std_hal_ratio"] = _r(statistics.stdev(ratios)) if len(ratios) > 1 else 0.0
+    defined = ratios and all(r is not None for r in ratios)
+    out["mean_hal_ratio"] = _r(statistics.fmean(ratios)) if defined else None
+    out["std_hal_ratio"] = _r(statistics.stdev(ratios)) if defined and len(ratios) > 1 else (0.0 if defined else None)
     out["num_runs"] = len(runs)
+    out["counting"] = counting
     out["unjudged"] = {name: m["num_unjudged"] for name, m in runs.items()}
     out["skipped"] = {name: m["num_skipped"] for name, m in runs.items()}
     tokens = [num_tokens[i] for i in responses] if num_tokens and all(i in num_tokens for i in responses) else None
@@ -157,8 +169,19 @@ def shr_metrics(
 # ---------------------------------------------------------------------------------------------------- tables
 TABLE_COLUMNS = (
     "SHR (%)", "hal sents/img", "sents/img", "words/img", "hal words (%)", "1-gram rep", "4-gram rep",
-    "judged", "unjudged", "skipped", "runs",
+    "judged", "unjudged", "skipped", "runs", "complete",
 )
+
+
+def is_complete(metrics: Mapping[str, Any]) -> bool | None:
+    """Whether every image of every run was judged (skipped ones aside); None for files that cannot tell
+    (written by the original code, which did not record unjudged images)."""
+    if "complete" in metrics:
+        return bool(metrics["complete"])
+    runs = [v for k, v in metrics.items() if k.startswith("run") and k[3:].isdigit() and isinstance(v, Mapping)]
+    if runs and all("num_unjudged" in r for r in runs):
+        return all(r["num_unjudged"] == 0 for r in runs)
+    return None
 
 
 def table_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,10 +191,12 @@ def table_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("metrics hold no judge run (no 'run1' key)")
 
     def mean(key: str) -> float:
-        return statistics.fmean(r[key] for r in runs)
+        values = [r[key] for r in runs]
+        return math.nan if any(v is None for v in values) else statistics.fmean(values)
 
+    shr = metrics["mean_hal_ratio"]
     return {
-        "SHR (%)": round(100 * metrics["mean_hal_ratio"], 1),
+        "SHR (%)": round(100 * shr, 1) if shr is not None else math.nan,
         "hal sents/img": round(mean("hal_sents_per_image"), 2),
         "sents/img": round(mean("sents_per_image"), 2),
         "words/img": round(mean("words_per_image"), 1),
@@ -182,6 +207,7 @@ def table_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "unjudged": round(mean("num_unjudged"), 1) if "num_unjudged" in runs[0] else 0,
         "skipped": round(mean("num_skipped"), 1) if "num_skipped" in runs[0] else 0,
         "runs": len(runs),
+        "complete": {True: "yes", False: "NO", None: "?"}[is_complete(metrics)],
     }
 
 

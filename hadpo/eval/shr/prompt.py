@@ -1,16 +1,30 @@
 """The SHR judge prompt: ground truth about one image, then the description's numbered sentences.
 
-The structure follows the original judge: region descriptions with boxes normalised to the image size,
-human-written factual statements, then the sentences; the judge answers under a ``Judgement:`` line with one
-``N. <label>: <reason>`` line per sentence. The wording is the kit's own.
+A prompt is a template with three slots, filled in this order by the original judge: the region descriptions
+(boxes normalised to the image size), the human-written facts, and the numbered sentences. The judge answers
+under a ``Judgement:`` line with one ``N. <label>: <reason>`` line per sentence.
+
+* The kit's own template (:data:`KIT_TEMPLATE`, the default) is the kit's wording. A user may supply any template
+  file instead (``judge_prompt``), e.g. the original's prompt text copied from the original repository: the file
+  is used verbatim, with the slots written ``{regions}``, ``{facts}`` and ``{sentences}``, or as three ``{}`` in
+  that order (the original's form); a literal brace is written ``{{`` or ``}}``.
+* How the slots are written is a separate choice (``judge_format``): ``kit`` writes boxes as ``[0.10, 0.25, ...]``
+  with two decimals, stripped facts one per line, ``(none)`` for an empty list and each sentence with its final
+  period; ``original`` writes them as the original code did: boxes as Python's list of floats rounded to two
+  decimals (``[0.1, 0.25, ...]``), phrases and facts as stored, each line ending in a newline, nothing for an
+  empty list, and sentences without a final period.
 """
 
 from __future__ import annotations
 
+import hashlib
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
+from hadpo.errors import DataError
 from hadpo.eval.shr.sentences import numbered_sentences
 
 #: The labels a judge may give, lower-case, as the parser compares them.
@@ -21,7 +35,12 @@ DEFAULT_MAX_PROMPT_CHARS = 15000
 
 JUDGEMENT_HEADER = "Judgement:"
 
-_TEMPLATE = """\
+#: The slots a template fills, in the order of the original's positional slots.
+SLOTS = ("regions", "facts", "sentences")
+
+JudgeFormat = Literal["kit", "original"]
+
+KIT_TEMPLATE = """\
 You will check a description of an image, sentence by sentence, for hallucination: content that is not \
 actually in the image.
 
@@ -40,7 +59,7 @@ contradicts or that is not in the image;
 ground truth.
 Give a short reason for each label.
 
-Answer with the line "{header}" followed by exactly one line per sentence, in the same order, formatted as
+Answer with the line "Judgement:" followed by exactly one line per sentence, in the same order, formatted as
 <number>. <hallucination, correct or cannot judge>: <reason>
 Write nothing else.
 
@@ -76,28 +95,134 @@ class RegionLike(Protocol):
     phrase: str
 
 
-def region_lines(regions: Iterable[RegionLike], image_width: float, image_height: float) -> list[str]:
-    """``[x1, y1, x2, y2]: phrase`` per region with a non-empty phrase, corners divided by the image size."""
+@dataclass(frozen=True)
+class NormalizedRegion:
+    """A region's box corners as fractions of the image size, and its phrase as stored."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    phrase: str
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """``(x1, y1, x2, y2)``."""
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+def normalized_regions(regions: Iterable[RegionLike], image_width: float,
+                       image_height: float) -> list[NormalizedRegion]:
+    """Every region with its corners divided by the image size (phrases untouched, blank ones included)."""
     if image_width <= 0 or image_height <= 0:
         raise ValueError(f"image size must be positive, got {image_width}x{image_height}")
-    lines = []
-    for r in regions:
-        phrase = r.phrase.strip()
-        if not phrase:
-            continue
-        box = (r.x / image_width, r.y / image_height, (r.x + r.width) / image_width, (r.y + r.height) / image_height)
-        lines.append(f"[{', '.join(f'{v:.2f}' for v in box)}]: {phrase}")
-    return lines
+    return [
+        NormalizedRegion(r.x / image_width, r.y / image_height, (r.x + r.width) / image_width,
+                         (r.y + r.height) / image_height, r.phrase)
+        for r in regions
+    ]
 
 
-def build_judge_prompt(region_text: Sequence[str], facts: Sequence[str], sentences: Sequence[str]) -> str:
-    """The filled prompt: region lines, facts (one per line, may be empty) and the numbered ``sentences``."""
-    return _TEMPLATE.format(
-        header=JUDGEMENT_HEADER,
-        regions="\n".join(region_text) if region_text else "(none)",
-        facts="\n".join(f.strip() for f in facts if f.strip()) if any(f.strip() for f in facts) else "(none)",
-        sentences=numbered_sentences(list(sentences)),
-    )
+def _kit_region(region: NormalizedRegion) -> str | None:
+    phrase = region.phrase.strip()
+    return f"[{', '.join(f'{v:.2f}' for v in region.box)}]: {phrase}" if phrase else None
+
+
+def _original_region(region: NormalizedRegion) -> str | None:
+    # The original printed a list of floats rounded through '%.2f' and kept any non-empty phrase as stored.
+    return f"{[float(f'{v:.2f}') for v in region.box]}: {region.phrase}" if region.phrase else None
+
+
+def region_lines(regions: Iterable[RegionLike], image_width: float, image_height: float) -> list[str]:
+    """``[x1, y1, x2, y2]: phrase`` (kit format) per region with a non-empty phrase."""
+    lines = (_kit_region(r) for r in normalized_regions(regions, image_width, image_height))
+    return [line for line in lines if line is not None]
+
+
+def prompt_blocks(regions: Sequence[NormalizedRegion], facts: Sequence[str], sentences: Sequence[str],
+                  judge_format: JudgeFormat = "kit") -> dict[str, str]:
+    """The three slot texts in ``judge_format`` (module docstring); ``sentences`` are given without a period."""
+    if judge_format == "original":
+        lines = [line for line in map(_original_region, regions) if line is not None]
+        return {
+            "regions": "".join(f"{line}\n" for line in lines),
+            "facts": "".join(f"{fact}\n" for fact in facts),
+            "sentences": "".join(f"{i}. {s}\n" for i, s in enumerate(sentences, start=1)),
+        }
+    kit_lines = [line for line in map(_kit_region, regions) if line is not None]
+    kept_facts = [f.strip() for f in facts if f.strip()]
+    return {
+        "regions": "\n".join(kit_lines) if kit_lines else "(none)",
+        "facts": "\n".join(kept_facts) if kept_facts else "(none)",
+        "sentences": numbered_sentences([f"{s}." for s in sentences]),
+    }
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A judge prompt template and where it came from (``source``: ``kit`` or the file's path)."""
+
+    text: str
+    source: str = "kit"
+    positional: bool = False
+
+    @classmethod
+    def kit(cls) -> JudgePrompt:
+        """The kit's own template."""
+        return cls(KIT_TEMPLATE)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> JudgePrompt:
+        """A template file, used verbatim; its slots are checked now (a :class:`DataError` names the file)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(path, "judge prompt template not found (parameter judge_prompt)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read the judge prompt template: {exc}") from None
+        try:
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
+        except ValueError as exc:
+            raise DataError(path, f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
+        names = [name for name, _, _ in fields]
+        if any(spec or conv for _, spec, conv in fields):
+            raise DataError(path, "a slot may not carry a format spec or conversion; use {regions}, {facts}, "
+                            "{sentences} or three {}")
+        if names and all(n == "" for n in names):
+            if len(names) != len(SLOTS):
+                raise DataError(path, f"{len(names)} positional slot(s) {{}}; a positional template has exactly 3 "
+                                "(regions, facts, sentences, in that order)")
+            return cls(text, str(path), positional=True)
+        unknown = sorted({n for n in names if n not in SLOTS})
+        if unknown:
+            raise DataError(path, f"unknown slot(s) {', '.join('{' + n + '}' for n in unknown)}; the slots are "
+                            "{regions}, {facts} and {sentences} (or three positional {})")
+        missing = [n for n in SLOTS if n not in names]
+        if missing:
+            raise DataError(path, f"the template has no {', '.join('{' + n + '}' for n in missing)} slot")
+        return cls(text, str(path))
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the template text (recorded with the results)."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def fill(self, blocks: dict[str, str]) -> str:
+        """The prompt with the slot texts of :func:`prompt_blocks` filled in."""
+        if self.positional:
+            return self.text.format(*(blocks[s] for s in SLOTS))
+        return self.text.format(**blocks)
+
+    def record(self) -> dict[str, str]:
+        """Where the template came from and its hash, for the results' protocol."""
+        return {"source": self.source, "sha256": self.sha256}
+
+
+def build_judge_prompt(regions: Sequence[NormalizedRegion], facts: Sequence[str], sentences: Sequence[str], *,
+                       template: JudgePrompt | None = None, judge_format: JudgeFormat = "kit") -> str:
+    """The filled prompt for ``sentences`` (without their final period) of one image."""
+    return (template or JudgePrompt.kit()).fill(prompt_blocks(regions, facts, sentences, judge_format))
 
 
 def format_judgement(items: Sequence[tuple[str, str]]) -> str:

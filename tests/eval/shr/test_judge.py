@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from hadpo.eval.shr.judge import ShrItem, judge_descriptions, judge_run, status_counts
+from hadpo.eval.shr.judge import ShrItem, ShrProtocol, judge_descriptions, judge_run, status_counts
 from hadpo.eval.shr.metrics import shr_metrics
-from hadpo.eval.shr.prompt import format_judgement
+from hadpo.eval.shr.prompt import NormalizedRegion, format_judgement
 from hadpo.judge.base import ChatRequest
 from hadpo.judge.local import LocalChatClient
 from hadpo.judge.openai_client import OpenAIChatClient
@@ -17,7 +17,7 @@ from hadpo.judge.stub_server import StubChatServer
 from hadpo.specs import JudgeSpec
 
 ITEMS = [
-    ShrItem("1", "There is a red circle. There is a blue square.", ("[0.00, 0.00, 0.50, 0.50]: a red circle",),
+    ShrItem("1", "There is a red circle. There is a blue square.", (NormalizedRegion(0, 0, 0.5, 0.5, "a red circle"),),
             ("A red circle is on the left.",)),
     ShrItem("2", "A cat sleeps.", (), ()),
 ]
@@ -41,15 +41,17 @@ def test_good_replies_are_judged_on_the_first_attempt():
         seen.append(request)
         return good_reply(request.messages[0]["content"])
 
-    run = judge_run(ITEMS, LocalChatClient(respond, name="t"), seed=10)
+    run = judge_run(ITEMS, LocalChatClient(respond, name="t"), protocol=ShrProtocol(seed=10))
     assert list(run) == ["1", "2"]
     assert [s["classification"] for s in run["1"]["judgement"]] == ["correct", "hallucination"]
     assert run["1"]["judgement"][0] == {"model_response": "There is a red circle.", "judgement": "correct: checked",
                                         "classification": "correct"}
     assert run["1"]["model_response"] == ITEMS[0].response and run["1"]["attempts"] == 1
+    assert run["1"]["unusable"] == 0 and run["1"]["reason"] is None
     assert [r.variant for r in seen] == [{"run": 1, "attempt": 0}] * 2
     assert [r.seed for r in seen] == [10, 10]
-    assert seen[0].context == {"image_id": "1", "sentences": ["There is a red circle.", "There is a blue square."]}
+    assert seen[0].context == {"run": 1, "image_id": "1",
+                               "sentences": ["There is a red circle.", "There is a blue square."]}
 
 
 def test_bad_replies_are_asked_again_then_counted_unjudged():
@@ -64,10 +66,13 @@ def test_bad_replies_are_asked_again_then_counted_unjudged():
             return "Judgement:\n1. maybe: unsure"  # unknown label, every time
         return good_reply(request.messages[0]["content"])
 
-    run = judge_run(ITEMS, LocalChatClient(respond, name="t"), max_attempts=3, seed=0)
+    client = LocalChatClient(respond, name="t")
+    run = judge_run(ITEMS, client, protocol=ShrProtocol(max_attempts=3, seed=0))
     assert asked == {"1": 2, "2": 3}  # bounded: never more than max_attempts
-    assert run["1"]["status"] == "judged" and run["1"]["attempts"] == 2
-    assert run["2"]["status"] == "unjudged" and run["2"]["attempts"] == 3
+    assert run["1"]["status"] == "judged" and run["1"]["attempts"] == 2 and run["1"]["unusable"] == 1
+    assert run["2"]["status"] == "unjudged" and run["2"]["attempts"] == 3 and run["2"]["unusable"] == 3
+    assert run["2"]["reason"] == "unusable reply"
+    assert client.faults()["unusable_replies"] == 4 and client.faults()["requests"] == 5
     assert "unknown label 'maybe'" in run["2"]["error"]
     assert run["2"]["raw_judgement"] == "Judgement:\n1. maybe: unsure"
     assert run["2"]["judgement"] == [{"model_response": "A cat sleeps.", "judgement": None, "classification": None}]
@@ -76,8 +81,9 @@ def test_bad_replies_are_asked_again_then_counted_unjudged():
 
 def test_over_long_prompts_are_skipped_and_empty_descriptions_need_no_call():
     client = LocalChatClient(lambda r: good_reply(r.messages[0]["content"]), name="t")
-    items = [ShrItem("long", "Word " * 50 + ".", ("[0, 0, 1, 1]: x" * 100,), ()), ShrItem("empty", " . ", (), ())]
-    run = judge_run(items, client, max_prompt_chars=1000)
+    items = [ShrItem("long", "Word " * 50 + ".", (NormalizedRegion(0, 0, 1, 1, "x" * 1000),), ()),
+             ShrItem("empty", " . ", (), ())]
+    run = judge_run(items, client, protocol=ShrProtocol(max_prompt_chars=1000))
     assert run["long"]["status"] == "skipped" and "max_prompt_chars 1000" in run["long"]["error"]
     assert run["empty"]["status"] == "judged" and run["empty"]["judgement"] == []
     assert client.calls == 0
@@ -90,7 +96,8 @@ def test_runs_differ_in_variant_and_seed():
         seen.append(request)
         return good_reply(request.messages[0]["content"])
 
-    out = judge_descriptions(ITEMS[:1], LocalChatClient(respond, name="t"), num_runs=3, seed=5)
+    out = judge_descriptions(ITEMS[:1], LocalChatClient(respond, name="t"), num_runs=3,
+                             protocol=ShrProtocol(seed=5))
     assert list(out) == ["run1", "run2", "run3"]
     assert [(r.variant["run"], r.seed) for r in seen] == [(1, 5), (2, 6), (3, 7)]
     with pytest.raises(ValueError, match="num_runs"):
@@ -102,7 +109,7 @@ KEY_ENV = "HADPO_TEST_SHR_KEY"
 SECRET = "sk-shr-secret-0d7e51"
 
 
-def test_openai_judge_reasks_past_the_cache_and_reruns_from_it(tmp_path, monkeypatch):
+def test_openai_judge_reasks_unusable_replies_and_caches_only_accepted_ones(tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
 
     def answer(body: dict) -> str:
@@ -116,7 +123,7 @@ def test_openai_judge_reasks_past_the_cache_and_reruns_from_it(tmp_path, monkeyp
             spec = JudgeSpec(base_url=server.url, judge_model="stub", api_key_env=KEY_ENV)
             with OpenAIChatClient(spec, cache_path=str(tmp_path / "cache.sqlite"), progress=False,
                                   backoff_base=0.0) as client:
-                return judge_descriptions(ITEMS, client, num_runs=2, max_attempts=3)
+                return judge_descriptions(ITEMS, client, num_runs=2, protocol=ShrProtocol(max_attempts=3))
 
         first = judge()
         # per run: image 1 once, image 2 three times (each re-ask is a new request, not the cached bad reply)
@@ -127,7 +134,9 @@ def test_openai_judge_reasks_past_the_cache_and_reruns_from_it(tmp_path, monkeyp
         assert asked_seeds == [0, 1, 1000, 1001, 2000, 2001]
 
         second = judge()
-        assert server.count == 8  # the rerun made zero requests
+        # the rerun takes image 1 from the cache and asks afresh for the unjudged image only (its replies were
+        # unusable, so none was cached): 3 attempts in each of the 2 runs
+        assert server.count == 8 + 2 * 3
         assert second == first
 
     metrics = shr_metrics(first, {i.image_id: i.response for i in ITEMS})

@@ -56,9 +56,12 @@ def test_run_metrics_by_hand():
     assert (m["num_hal_sents"], m["num_correct_sents"], m["num_cannot_judge_sents"]) == (2, 1, 1)
 
 
-def test_no_judged_image_gives_zeros_not_a_crash():
+def test_no_judged_image_gives_no_ratio_not_a_zero():
+    # A judge that labelled nothing found nothing wrong: the ratio is undefined, never a perfect 0.
     m = run_metrics({"c": RUN1["c"]})
-    assert m["num_images"] == 0 and m["hal_sents_ratio"] == 0.0 and m["num_unjudged"] == 1
+    assert m["num_images"] == 0 and m["hal_sents_ratio"] is None and m["num_unjudged"] == 1
+    metrics = shr_metrics({"run1": {"c": RUN1["c"]}}, {"c": "x"})
+    assert metrics["mean_hal_ratio"] is None and metrics["std_hal_ratio"] is None
 
 
 def test_ngrams_and_repetition_by_hand():

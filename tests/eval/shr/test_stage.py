@@ -14,7 +14,6 @@ from hadpo.eval.shr.prompt import format_judgement
 from hadpo.eval.shr.stage import run_shr
 from hadpo.io import read_json, read_jsonl
 from hadpo.judge.stub_server import StubChatServer
-from hadpo.world.shr_oracle import world_objects
 
 ORIGINAL_KEYS = ("num_images", "sents_per_image", "words_per_image", "hal_sents_per_image", "hal_words_per_image",
                  "hal_sents_ratio", "hal_words_ratio")
@@ -47,21 +46,9 @@ def test_run_shr_with_the_oracle(shr_world, tiny_model_dir, tmp_path):
     assert {k: v for k, v in again.items() if k != "protocol"} == {k: v for k, v in metrics.items() if k != "protocol"}
 
 
-def captions(shr_world) -> dict[str, str]:
-    """Descriptions made of the SHR facts that place objects, then one sentence naming an absent category."""
-    categories = [c["name"] for c in read_json(shr_world / "world.json")["categories"]]
-    objects = world_objects(shr_world)
-    out = {}
-    for item in load_shr_inputs(shr_world):
-        absent = next(c for c in categories if c not in {name for name, _ in objects[item.image_id]})
-        placed = " ".join(f for f in item.facts if " is " in f and "no " not in f)
-        out[item.image_id] = f"{placed} There is a {absent} on the left."
-    return out
-
-
-def test_shr_judge_command_with_an_openai_compatible_server(shr_world, tmp_path, monkeypatch):
+def test_shr_judge_command_with_an_openai_compatible_server(shr_world, tmp_path, monkeypatch, captions):
     responses = tmp_path / "responses.json"
-    responses.write_text(json.dumps(captions(shr_world)))
+    responses.write_text(json.dumps(captions))
     monkeypatch.setenv("HADPO_TEST_CLI_KEY", "sk-cli-secret-31f")
 
     def answer(body: dict) -> str:
@@ -74,9 +61,9 @@ def test_shr_judge_command_with_an_openai_compatible_server(shr_world, tmp_path,
                 "-p", "judge", "openai", "-p", "base_url", server.url, "-p", "judge_model", "stub",
                 "-p", "api_key_env", "HADPO_TEST_CLI_KEY", "-p", "progress", "False"]
         assert main(argv) == 0
-        assert server.count == 5
+        assert server.count == 1 + 5 and server.probes == 1  # the probe, then one request per image
         assert main(argv) == 0
-        assert server.count == 5  # the rerun was served from the cache
+        assert server.count == 6  # the rerun was served from the cache: nothing to judge, so not even a probe
     metrics = read_json(tmp_path / "out" / "metrics.json")
     run1 = metrics["run1"]
     assert run1["num_images"] == 5 and run1["num_unjudged"] == 0
@@ -88,8 +75,8 @@ def test_shr_judge_command_with_an_openai_compatible_server(shr_world, tmp_path,
     assert b"sk-cli-secret-31f" not in files
 
 
-def test_missing_description_is_a_located_error(shr_world, tmp_path):
-    partial = dict(list(captions(shr_world).items())[:2])
+def test_missing_description_is_a_located_error(shr_world, tmp_path, captions):
+    partial = dict(list(captions.items())[:2])
     path = tmp_path / "partial.json"
     path.write_text(json.dumps(partial))
     with pytest.raises(DataError, match="no description for 3 SHR image"):
@@ -126,9 +113,9 @@ def test_config_rejects_unknown_and_bad_values():
         ShrConfig.from_dict({"beams": 5})
 
 
-def test_shr_command_reads_a_params_file(shr_world, tmp_path, capsys):
+def test_shr_command_reads_a_params_file(shr_world, tmp_path, capsys, captions):
     responses = tmp_path / "responses.json"
-    responses.write_text(json.dumps(captions(shr_world)))
+    responses.write_text(json.dumps(captions))
     params = tmp_path / "shr.yaml"
     params.write_text(f"data_root: {shr_world}\njudge: oracle\nresponses: {responses}\nprogress: false\n")
     assert main(["shr", "-f", str(params), "-p", "run_dir", str(tmp_path / "o"), "--json"]) == 0
@@ -136,3 +123,38 @@ def test_shr_command_reads_a_params_file(shr_world, tmp_path, capsys):
     # the oracle finds exactly the planted absent object in every image
     assert printed["run1"]["hal_sents_per_image"] == 1.0 and printed["run1"]["num_images"] == 5
     assert "protocol" not in printed and (tmp_path / "o" / "metrics.json").is_file()
+
+
+def test_the_original_protocol_is_one_switch_away(shr_world, tmp_path, monkeypatch, captions):
+    """A user's template file, the original's slot format, reading and counting, and the original's judge settings."""
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(captions))
+    template = tmp_path / "their_prompt.txt"
+    template.write_text("\nRegions:\n{}\n\nFacts:\n{}\n\nComments:\n{}\n")
+
+    def answer(body: dict) -> str:
+        comments = body["messages"][0]["content"].split("Comments:\n", 1)[1].strip().splitlines()
+        return format_judgement([("correct", "checked")] * (len(comments) - 1) + [("hallucination", "absent")])
+
+    with StubChatServer(answer) as server:
+        assert main(["shr-judge", str(responses), "-p", "data_root", str(shr_world), "-p", "run_dir",
+                     str(tmp_path / "out"), "-p", "judge", "openai", "-p", "base_url", server.url, "-p", "api_key_env",
+                     "", "-p", "progress", "False", "-p", "judge_prompt", str(template), "-p", "judge_format",
+                     "original", "-p", "counting", "original", "-p", "judge_model", "gpt-4", "-p",
+                     "judge_temperature", "0.7", "-p", "judge_max_tokens", "800", "-y", 'judge_stop: ["###"]',
+                     "-p", "judge_seed", "None"]) == 0
+        bodies = [b for b in server.requests if "Comments:" in b["messages"][0]["content"]]
+    first = load_shr_inputs(shr_world)[0]
+    body = next(b for b in bodies if captions[first.image_id].split(".")[0] in b["messages"][0]["content"])
+    assert (body["model"], body["temperature"], body["max_tokens"], body["stop"]) == ("gpt-4", 0.7, 800, ["###"])
+    assert "seed" not in body
+    prompt = body["messages"][0]["content"]
+    assert prompt.startswith("\nRegions:\n[") and prompt.endswith("\n\n")  # the template, used verbatim
+    assert "1. " + captions[first.image_id].split(".")[0].strip() + "\n" in prompt  # no period after a sentence
+    metrics = read_json(tmp_path / "out" / "metrics.json")
+    judging = metrics["protocol"]["judging"]
+    assert judging["judge_prompt"]["source"] == str(template) and len(judging["judge_prompt"]["sha256"]) == 64
+    assert (judging["judge_format"], judging["counting"]) == ("original", "original")
+    judge = metrics["protocol"]["judge"]
+    assert (judge["model"], judge["temperature"], judge["max_tokens"], judge["stop"]) == ("gpt-4", 0.7, 800, ["###"])
+    assert metrics["counting"] == "original" and metrics["run1"]["hal_sents_per_image"] == 1.0

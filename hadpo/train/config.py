@@ -64,6 +64,8 @@ class TrainConfig(Params):
     learning_rate: float = param(1e-4, "Peak learning rate (the 7B recipe: 2e-6).", section="optimisation")
     lr_scheduler: Literal["cosine", "linear", "constant"] = param("cosine", "Decay after warmup.")
     warmup_ratio: float = param(0.03, "Warmup share of the steps (the original's effective 3%).")
+    warmup_from_zero: bool = param(False, "HF Trainer's warmup, the original's: step t < W at t/W, so the first step "
+                                   "runs at lr 0; False: at (t+1)/W, so the first step learns.")
     weight_decay: float = param(0.0, "AdamW weight decay (0 in effect in the original).")
     adam_beta1: float = param(0.9, "AdamW beta1.")
     adam_beta2: float = param(0.999, "AdamW beta2.")

@@ -93,7 +93,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         weight_decay=cfg.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_multiplier(plan.total_steps, cfg.warmup_ratio, cfg.lr_scheduler)
+        optimizer, lr_multiplier(plan.total_steps, cfg.warmup_ratio, cfg.lr_scheduler,
+                                 warmup_from_zero=cfg.warmup_from_zero)
     )
     engine = None
     if use_ds:

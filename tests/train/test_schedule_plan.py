@@ -12,9 +12,11 @@ from hadpo.train.plan import StepPlan
 from hadpo.train.schedule import lr_multiplier, warmup_steps
 
 
+@pytest.mark.parametrize("from_zero", [False, True], ids=["kit", "hf"])
 @pytest.mark.parametrize("kind", ["cosine", "linear", "constant"])
-def test_schedule_matches_transformers_after_warmup(kind: str) -> None:
-    """HF's factors from the end of warmup on; during warmup step t runs at (t + 1) / W, where HF's is t / W."""
+def test_schedule_matches_transformers_after_warmup(kind: str, from_zero: bool) -> None:
+    """HF's factors from the end of warmup on; during warmup step t runs at (t + 1) / W, where HF's is t / W (and
+    ours too with warmup_from_zero)."""
     from transformers import get_scheduler
 
     total, ratio = 37, 0.1
@@ -22,9 +24,9 @@ def test_schedule_matches_transformers_after_warmup(kind: str) -> None:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[kind]
     hf = get_scheduler(name, opt, num_warmup_steps=warm, num_training_steps=total)
-    ours = lr_multiplier(total, ratio, kind)
+    ours = lr_multiplier(total, ratio, kind, warmup_from_zero=from_zero)
     for step in range(total):
-        expected = (step + 1) / warm if step < warm else hf.get_last_lr()[0]
+        expected = (step + 1) / warm if step < warm and not from_zero else hf.get_last_lr()[0]
         assert ours(step) == pytest.approx(expected, abs=1e-12), step
         opt.step()
         hf.step()

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from hadpo.overrides import refuse_legacy, run_reporting_errors
+from hadpo.overrides import VERBOSE_HELP, refuse_legacy, run_reporting_errors
 
 #: module paths whose ``register(subparsers)`` adds subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data, train LoRA-DPO, score POPE and SHR. Each subcommand has its own --help; parameters are given as "
         "papermill gives them: -f params.yaml -p key value.",
     )
-    parser.add_argument("--verbose", action="store_true", help="print the traceback of an error too")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -236,19 +237,26 @@ class Params:
         return {k.name: k.help for k in cls.keys().values()}
 
     @classmethod
-    def from_dict(cls: type[P], data: Mapping[str, Any], *, source: str = "params") -> P:
-        """Build from flat keys; an unknown, fixed or ill-typed key is a :class:`ParamsError` naming it."""
+    def from_dict(cls: type[P], data: Mapping[str, Any], *, source: str = "params",
+                  origins: Mapping[str, str] | None = None) -> P:
+        """Build from flat keys; an unknown, fixed or ill-typed key is a :class:`ParamsError` naming it.
+
+        ``origins`` names where each key was given (a params file, the command line), so an error about one key
+        blames the place that set it; ``source`` names them all.
+        """
         if not isinstance(data, Mapping):
             raise ParamsError(f"{source}: expected a mapping of parameters, got {type(data).__name__}")
+        origins = origins or {}
         keys = cls.keys()
         unknown = [k for k in data if k not in keys]
         if unknown:
-            raise ParamsError(f"{source}: {_unknown_message(cls, unknown)}")
+            where = dict.fromkeys(origins.get(k, source) for k in unknown)
+            raise ParamsError(f"{', '.join(where)}: {_unknown_message(cls, unknown)}")
         own: dict[str, Any] = {}
         parts: dict[str, dict[str, Any]] = {}
         for name, value in data.items():
             key = keys[name]
-            coerced = _coerce(value, key.hint, f"{source}: parameter '{name}'")
+            coerced = _coerce(value, key.hint, f"{origins.get(name, source)}: parameter '{name}'")
             if key.owner is None:
                 own[name] = coerced
             else:
@@ -261,7 +269,8 @@ class Params:
         try:
             return cls(**own)
         except ParamsError as exc:
-            raise ParamsError(f"{source}: {exc}") from None
+            named = re.match(r"parameter '(\w+)'", str(exc))  # a check about one key blames where it was set
+            raise ParamsError(f"{origins.get(named[1], source) if named else source}: {exc}") from None
 
     @classmethod
     def from_yaml(cls: type[P], path: str | Path, **overrides: Any) -> P:
@@ -277,6 +286,7 @@ class Params:
         ``params/`` folder); a relative path in ``overrides`` against the working directory's project root.
         """
         data: dict[str, Any] = {}
+        origins: dict[str, str] = {}
         keys = cls.keys()
         for path in files:
             values = read_params_file(path)
@@ -284,10 +294,12 @@ class Params:
             for name, value in values.items():
                 key = keys.get(name)
                 data[name] = _resolve(value, key.kind, root) if key is not None else value
+                origins[name] = str(path)
         data.update(overrides or {})
+        origins.update(dict.fromkeys(overrides or {}, OVERRIDES_ORIGIN))
         if source is None:
             source = ", ".join(str(f) for f in files) or cls.__name__
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(data, source=source, origins=origins)
 
     @classmethod
     def from_namespace(cls: type[P], namespace: Mapping[str, Any], *, source: str = "notebook") -> P:
@@ -384,6 +396,10 @@ def _unknown_message(cls: type[Params], unknown: list[str]) -> str:
         names.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     parts = [f"unknown parameter(s) {', '.join(names)}"] if names else []
     return f"{cls.__name__}: " + "; ".join(parts + pinned)
+
+
+#: How an error names a value given on the command line or in a call rather than in a params file.
+OVERRIDES_ORIGIN = "parameters (-p)"
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:

@@ -58,3 +58,35 @@ class JudgeUnavailable(JudgeError):
 
 class JudgeIncomplete(JudgeError):
     """More items stayed unjudged than the run allows; the results were written, marked incomplete."""
+
+
+class RunFolderBusy(HadpoError, RuntimeError):
+    """Another run holds the run folder (see :func:`hadpo.runlock.run_lock`): two writers would mix their files.
+
+    ``holder`` is the record the holding run wrote into the folder's lock file (``pid``, ``host``, ``argv``,
+    ``started``, ``what``), or None when it could not be read; the message is one line naming the folder and it.
+    """
+
+    def __init__(self, folder: str | Path, holder: dict | None) -> None:
+        self.folder = str(folder)
+        self.holder = dict(holder) if holder else None
+        self.pid = self.holder.get("pid") if self.holder else None
+        super().__init__(f"run folder {self.folder} is in use by {self.describe_holder(self.holder)}; wait for "
+                         "that run to end (or stop it), or choose another folder")
+
+    @staticmethod
+    def describe_holder(holder: dict | None) -> str:
+        """A holder record as one short phrase: ``PID 12 [on host h] (training, started T, command line)``."""
+        import socket
+
+        if not holder:
+            return "another process (its record is unreadable)"
+        where = f"PID {holder.get('pid', '?')}"
+        if holder.get("host") and holder["host"] != socket.gethostname():
+            where += f" on host {holder['host']}"
+        details = [str(holder[k]) for k in ("what",) if holder.get(k)]
+        if holder.get("started"):
+            details.append(f"started {holder['started']}")
+        if holder.get("argv"):
+            details.append(str(holder["argv"]))
+        return " ".join(f"{where} ({', '.join(details)})".split()) if details else where

@@ -27,9 +27,9 @@ from types import ModuleType
 from typing import Any
 
 from hadpo.config import Params
-from hadpo.errors import ParamsError
+from hadpo.errors import HadpoError, ParamsError
 from hadpo.io import atomic_write_json, atomic_write_text, read_json, sha256_json
-from hadpo.overrides import add_params_arguments, overrides, run_reporting_errors
+from hadpo.overrides import VERBOSE_HELP, add_params_arguments, overrides, run_reporting_errors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The kit's checkout: the notebooks/ and params/ folders beside the package.
@@ -112,6 +112,27 @@ def render_html(ipynb: str | Path, html_path: str | Path, *, hide_input: bool = 
     return atomic_write_text(html_path, body)
 
 
+class NotebookFailed(HadpoError):
+    """A cell of an executed notebook raised; the message names the notebook, the cell and the error."""
+
+    def __init__(self, name: str, exc: Any, executed: Path) -> None:
+        self.ename, self.evalue, self.executed = exc.ename, exc.evalue, executed
+        evalue = " ".join(str(exc.evalue).split())
+        super().__init__(f"{name} failed at cell In [{exc.exec_count}]: {exc.ename}: {evalue} "
+                         f"(traceback in {executed})")
+
+
+def _render_failed(out_nb: Path, out_html: Path, *, hide_input: bool) -> Path | None:
+    """Render the executed copy of a failed run over the old HTML; remove the HTML when that is impossible."""
+    try:
+        if out_nb.is_file():
+            return render_html(out_nb, out_html, hide_input=hide_input)
+    except Exception:  # a torn notebook from a killed kernel: better no HTML than a stale one
+        pass
+    out_html.unlink(missing_ok=True)
+    return None
+
+
 def execute(notebook: str, out_dir: str | Path, *, params_file: str | Path | None = None,
             parameters: Mapping[str, Any] | None = None, files: list[str | Path] | None = None,
             name: str | None = None, html: bool = True, hide_input: bool = False, skip_finished: bool = True,
@@ -135,14 +156,24 @@ def execute(notebook: str, out_dir: str | Path, *, params_file: str | Path | Non
         log(f"[hadpo] {name}: finished earlier with the same parameters, skipped")
         return out_nb
     out_dir.mkdir(parents=True, exist_ok=True)
+    # From here until success the folder holds no finished run: a failed or killed run is never "skipped" later.
+    stamp.unlink(missing_ok=True)
     log(f"[hadpo] {name}: running notebooks/{notebook}.ipynb")
     t0 = time.time()
-    # The kernel starts in the output folder, as JupyterLab would open the executed copy: every path it gets is
-    # absolute, and a relative one resolves against the project root, so the folder does not matter.
-    papermill.execute_notebook(
-        str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(out_nb), parameters=values, kernel_name="python3",
-        progress_bar=progress, log_output=stream_output, cwd=str(out_dir),
-    )
+    try:
+        # The kernel starts in the output folder, as JupyterLab would open the executed copy: every path it gets
+        # is absolute, and a relative one resolves against the project root, so the folder does not matter.
+        papermill.execute_notebook(
+            str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(out_nb), parameters=values, kernel_name="python3",
+            progress_bar=progress, log_output=stream_output, cwd=str(out_dir),
+        )
+    except BaseException as exc:
+        # The HTML must show this run, not an earlier good one: the failed notebook's (with its traceback), or
+        # none when there is no executed copy to render.
+        shown = _render_failed(out_nb, out_html, hide_input=hide_input) if html else None
+        if isinstance(exc, papermill.PapermillExecutionError):
+            raise NotebookFailed(name, exc, shown or out_nb) from None
+        raise
     if html:
         render_html(out_nb, out_html, hide_input=hide_input)
     seconds = round(time.time() - t0, 1)
@@ -162,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--verbose", action="store_true", help="print the traceback of an error too")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute one notebook with checked parameters")
     run.add_argument("notebook", choices=notebooks())

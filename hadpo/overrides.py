@@ -12,8 +12,10 @@ option per field, a positional params file) are answered with one line showing t
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -172,7 +174,7 @@ def run_reporting_errors(prog: str, func: Callable[[], int], *, verbose: bool = 
                          log: str | Path | None = None) -> int:
     """Run ``func``; a kit error (bad data, parameters, launch, judge) becomes one line on stderr and exit 1.
 
-    The traceback goes to ``log`` when given, and to stderr with ``verbose``.
+    The traceback goes to ``log`` (default: :func:`error_log_path`), and to stderr with ``verbose``.
     """
     from hadpo.errors import HadpoError
 
@@ -182,14 +184,31 @@ def run_reporting_errors(prog: str, func: Callable[[], int], *, verbose: bool = 
         import traceback
 
         detail = traceback.format_exc()
-        if log is not None:
-            Path(log).parent.mkdir(parents=True, exist_ok=True)
-            with Path(log).open("a", encoding="utf-8") as fh:
-                fh.write(detail)
+        path = Path(log) if log is not None else error_log_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(f"### {time.strftime('%Y-%m-%d %H:%M:%S')} {prog}\n{detail}")
+        except OSError:  # an unwritable log must not hide the error itself
+            pass
         if verbose:
             print(detail, file=sys.stderr, end="")
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+#: The ``--verbose`` option's help, shared by every command line of the kit.
+VERBOSE_HELP = ("print the traceback of an error too (it always goes to the error log: $HADPO_ERROR_LOG, else "
+                "~/.cache/hadpo/errors.log)")
+
+
+def error_log_path() -> Path:
+    """Where the ``hadpo`` commands append the traceback of a kit error: ``$HADPO_ERROR_LOG``, else
+    ``$XDG_CACHE_HOME/hadpo/errors.log`` (``~/.cache/hadpo/errors.log``)."""
+    if os.environ.get("HADPO_ERROR_LOG"):
+        return Path(os.environ["HADPO_ERROR_LOG"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "hadpo" / "errors.log"
 
 
 def one_line(exc: BaseException) -> str:

@@ -72,16 +72,21 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print, *, stre
 
     ``stream_output`` forwards what each notebook prints to the ``papermill`` logger while it runs.
     """
-    from hadpo.report.html import write_index
+    from hadpo.report.html import INDEX_FILE, write_index
 
     out = Path(cfg.reports_dir) / cfg.name
     plan = stages(cfg)
     t0 = time.time()
-    for i, (notebook, name, overrides) in enumerate(plan, start=1):
-        log(f"[hadpo] stage {i}/{len(plan)}: {name}  ({time.time() - t0:.0f} s elapsed)")
-        execute(notebook, out, params_file=_stage_file(cfg, notebook), parameters=overrides, name=name,
-                hide_input=cfg.hide_input, log=log, progress=stream_output, stream_output=stream_output)
-    index = write_index(cfg.reports_dir)
+    try:
+        for i, (notebook, name, overrides) in enumerate(plan, start=1):
+            log(f"[hadpo] stage {i}/{len(plan)}: {name}  ({time.time() - t0:.0f} s elapsed)")
+            execute(notebook, out, params_file=_stage_file(cfg, notebook), parameters=overrides, name=name,
+                    hide_input=cfg.hide_input, log=log, progress=stream_output, stream_output=stream_output)
+    finally:
+        # Also after a failure: the index then links the failed stage's page, not a result from an earlier run.
+        if Path(cfg.reports_dir).is_dir():
+            write_index(cfg.reports_dir)
+    index = Path(cfg.reports_dir) / INDEX_FILE
     log(f"[hadpo] pipeline finished in {time.time() - t0:.0f} s; open {index}")
     return index
 

@@ -8,11 +8,15 @@ parameters cells. :func:`hadpo.models.loading.load_model` loads a model from a :
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from hadpo.config import Params, check, param
 from hadpo.plugins import JUDGES, check_registered
+
+#: What an environment variable's name may look like (POSIX).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 Template = Literal["llava_v1", "vicuna_v1", "plain"]
@@ -124,6 +128,10 @@ class JudgeSpec(Params):
         check(self.base_url.startswith(("http://", "https://")),
               f"parameter 'base_url' must be an http(s) URL, got {self.base_url!r}")
         check(bool(self.judge_model), "parameter 'judge_model' must not be empty")
+        # Not echoed: a value that is no variable name is most likely the key itself, pasted in the wrong place.
+        check(self.api_key_env == "" or _ENV_NAME.fullmatch(self.api_key_env) is not None,
+              "parameter 'api_key_env' must be the NAME of an environment variable (letters, digits and _), "
+              "not the key; the value given is not shown. Export the key and name its variable here")
         check(self.judge_temperature >= 0, f"parameter 'judge_temperature' must be >= 0, got {self.judge_temperature}")
         check(self.judge_max_tokens >= 1, f"parameter 'judge_max_tokens' must be >= 1, got {self.judge_max_tokens}")
         check(0 < self.judge_top_p <= 1, f"parameter 'judge_top_p' must be in (0, 1], got {self.judge_top_p}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,6 +89,18 @@ def test_from_yaml_and_overrides(tmp_path) -> None:
         Example.from_yaml(path)
     with pytest.raises(ParamsError, match="params file not found"):
         Example.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_an_error_blames_where_the_key_was_set(tmp_path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("name: run\nsteps: 3\n")
+    with pytest.raises(ParamsError, match=r"^parameters \(-p\): Example: unknown parameter\(s\) 'stpes'"):
+        Example.from_sources([path], {"stpes": 4})
+    with pytest.raises(ParamsError, match=r"^parameters \(-p\): parameter 'lr'"):
+        Example.from_sources([path], {"lr": "fast"})
+    path.write_text("name: run\nlr: fast\n")
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(path))}: parameter 'lr'"):
+        Example.from_sources([path], {"steps": 4})
 
 
 def test_from_namespace_and_replace() -> None:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hadpo"
 #: Bottom to top. A module may import its own package and anything in a lower layer, nothing else.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("hadpo.errors",),
-    ("hadpo.io", "hadpo.paths", "hadpo.plugins", "hadpo.manifest"),
+    ("hadpo.io", "hadpo.paths", "hadpo.plugins", "hadpo.manifest", "hadpo.runlock"),
     ("hadpo.config",),
     ("hadpo.overrides", "hadpo.specs"),
     ("hadpo.distributed",),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,17 @@ import yaml
 
 from hadpo.config import Params
 from hadpo.errors import ParamsError
-from hadpo.notebooks import NOTEBOOK_DIR, REPO_ROOT, config_class, notebooks, resolve_parameters, stage_modules
+from hadpo.io import sha256_json
+from hadpo.notebooks import (
+    NOTEBOOK_DIR,
+    REPO_ROOT,
+    NotebookFailed,
+    config_class,
+    execute,
+    notebooks,
+    resolve_parameters,
+    stage_modules,
+)
 from hadpo.sync import params_targets, sync
 
 NOTEBOOKS = notebooks()
@@ -108,6 +119,29 @@ def test_unknown_parameter_is_refused_before_running() -> None:
         resolve_parameters("03_pope", REPO_ROOT / "params" / "world" / "03_pope.yaml", {"sett": "adv"})
     with pytest.raises(ParamsError, match="parameter 'set'"):
         resolve_parameters("03_pope", None, {"set": "advers"})
+
+
+def test_a_failed_run_is_one_line_never_skipped_and_its_html_replaces_the_old(tmp_path: Path) -> None:
+    """A run with good parameters left its stamp and HTML; a failing run with other parameters must not leave
+    them behind (a rerun of the good parameters would "skip" onto the failed notebook, the index would link the
+    old result)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    params = REPO_ROOT / "params" / "world" / "03_pope.yaml"
+    good = resolve_parameters("03_pope", params).to_dict()
+    (out / ".03_pope.done.json").write_text(json.dumps({"key": sha256_json({"notebook": "03_pope",
+                                                                            "parameters": good})}))
+    (out / "03_pope.html").write_text("<p>the earlier good run</p>")
+    (out / "03_pope.ipynb").write_text("{}")
+    with pytest.raises(NotebookFailed) as caught:
+        execute("03_pope", out, params_file=params, log=lambda _: None, progress=False,
+                parameters={"model": str(tmp_path / "no-such-model"), "run_dir": str(tmp_path / "pope")})
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.ename == "ModelLoadError"
+    assert message.startswith("03_pope failed at cell In [") and "no-such-model" in message
+    assert not (out / ".03_pope.done.json").exists()
+    html = (out / "03_pope.html").read_text()
+    assert "the earlier good run" not in html and "ModelLoadError" in html
 
 
 @pytest.mark.slow

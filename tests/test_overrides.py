@@ -61,3 +61,17 @@ def test_old_forms_translate_to_the_new_one(argv, kwargs, new) -> None:
 
 def test_new_forms_are_left_alone() -> None:
     assert legacy_form(["-f", "x.yaml", "-p", "set", "adv", "-p", "lr", "--params"], keys=["set"]) is None
+
+
+def test_a_kit_error_is_one_line_and_its_traceback_goes_to_the_error_log(tmp_path, monkeypatch, capsys) -> None:
+    from hadpo.cli import main
+
+    log = tmp_path / "errors.log"
+    monkeypatch.setenv("HADPO_ERROR_LOG", str(log))
+    assert main(["train", "-p", "leaning_rate", "1e-4"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["hadpo train: error: parameters (-p): TrainConfig: unknown parameter(s) 'leaning_rate' "
+                   "(did you mean 'learning_rate'?)"]
+    assert "Traceback (most recent call last)" in log.read_text() and "hadpo train" in log.read_text()
+    assert main(["--verbose", "train", "-p", "leaning_rate", "1e-4"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

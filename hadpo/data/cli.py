@@ -36,9 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="the file to check (shr-factual takes both parts, to catch ids repeated across them)")
     parser.add_argument("--images-root", metavar="DIR", default=None,
-                        help="also check that every referenced image exists (see 'images root' below)")
+                        help="also open and decode every referenced image (see 'images root' below)")
     parser.add_argument("--allow-missing-images", action="store_true",
-                        help="list missing images in the output instead of failing on the first")
+                        help="list missing and unreadable images in the output instead of failing")
     parser.set_defaults(func=_run)
 
 

@@ -1,7 +1,9 @@
 """Reader for COCO ``instances_*.json``: images, object annotations and categories, cross-checked.
 
 POPE builds its questions from which categories are annotated in each image, so every annotation must point at
-an image and a category that exist; a dangling id is an error rather than a silently dropped object.
+an image and a category that exist; a dangling id is an error rather than a silently dropped object. None of the
+three lists may be empty (there would be nothing to ask about), and a box lies inside its image's coordinates:
+``x``, ``y`` >= 0 and a positive width and height.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hadpo.data.fields import Fields, UniqueIds, describe
+from hadpo.data.fields import MAX_PIXELS, Fields, UniqueIds, describe
 from hadpo.errors import DataError
 from hadpo.io import read_json
 
@@ -77,21 +79,21 @@ def read_coco_instances(path: str | Path) -> CocoInstances:
 
     images: list[CocoImage] = []
     image_ids = UniqueIds("image id")
-    for fields in top.objects("images"):
+    for fields in top.objects("images", nonempty=True):
         image = _image(fields)
         image_ids.add(image.image_id, fields, "id")
         images.append(image)
 
     categories: list[CocoCategory] = []
     category_ids = UniqueIds("category id")
-    for fields in top.objects("categories"):
+    for fields in top.objects("categories", nonempty=True):
         category = _category(fields)
         category_ids.add(category.category_id, fields, "id")
         categories.append(category)
 
     annotations: list[CocoAnnotation] = []
     annotation_ids = UniqueIds("annotation id")
-    for fields in top.objects("annotations"):
+    for fields in top.objects("annotations", nonempty=True):
         ann = _annotation(fields)
         annotation_ids.add(ann.annotation_id, fields, "id")
         if ann.image_id not in image_ids:
@@ -106,8 +108,8 @@ def _image(fields: Fields) -> CocoImage:
     return CocoImage(
         image_id=fields.integer("id"),
         file_name=fields.text("file_name", nonempty=True),
-        width=fields.integer("width", minimum=1),
-        height=fields.integer("height", minimum=1),
+        width=fields.integer("width", minimum=1, maximum=MAX_PIXELS),
+        height=fields.integer("height", minimum=1, maximum=MAX_PIXELS),
     )
 
 
@@ -123,7 +125,7 @@ def _annotation(fields: Fields) -> CocoAnnotation:
     bbox = fields.items("bbox")
     if len(bbox) != 4:
         raise fields.error(f"expected [x, y, width, height], got a list of {len(bbox)}", "bbox")
-    x, y, w, h = (fields.check_number(v, f"bbox[{i}]", minimum=0 if i >= 2 else None) for i, v in enumerate(bbox))
+    x, y, w, h = fields.box([f"bbox[{i}]" for i in range(4)], bbox, origin_minimum=0)
     # COCO writes iscrowd as 0/1; a JSON boolean is accepted too.
     crowd = fields.obj.get("iscrowd", 0)
     if crowd not in (0, 1) or isinstance(crowd, float):

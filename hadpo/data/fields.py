@@ -8,7 +8,7 @@ line number) and the field (dotted and indexed for nested values, e.g. ``regions
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,13 @@ from hadpo.errors import DataError
 from hadpo.io import iter_jsonl
 
 _MISSING = object()
+
+#: integers (ids, counts) must fit in a signed 64-bit integer, as every consumer (numpy, torch, SQL) stores them.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+#: the largest image side, and box coordinate, accepted in pixels: far beyond any real photo, so a bigger value
+#: is a corrupt or mistyped record, not an image.
+MAX_PIXELS = 1_000_000
 
 
 def describe(value: Any, limit: int = 60) -> str:
@@ -125,34 +132,90 @@ class Fields:
             raise self.error("expected a non-empty string, got an empty one", key)
         return value
 
-    def integer(self, key: str, *, minimum: int | None = None) -> int:
-        """A required integer (not a bool, not a float), optionally at least ``minimum``."""
-        return self._check_integer(self.get(key), key, minimum=minimum)
+    def integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        """A required integer (not a bool, not a float) that fits in 64 bits, optionally in [minimum, maximum]."""
+        return self._check_integer(self.get(key), key, minimum=minimum, maximum=maximum)
 
-    def opt_integer(self, key: str, *, minimum: int | None = None) -> int | None:
+    def opt_integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
         """An optional integer (absent or null → None)."""
         value = self._optional(key)
-        return None if value is _MISSING else self._check_integer(value, key, minimum=minimum)
+        return None if value is _MISSING else self._check_integer(value, key, minimum=minimum, maximum=maximum)
 
-    def _check_integer(self, value: Any, key: str, *, minimum: int | None) -> int:
+    def _check_integer(self, value: Any, key: str, *, minimum: int | None, maximum: int | None = None) -> int:
         if not is_int(value):
             raise self.error(f"expected an integer, got {describe(value)}", key)
+        self._check_int64(value, key)
         if minimum is not None and value < minimum:
             raise self.error(f"expected an integer >= {minimum}, got {value}", key)
+        if maximum is not None and value > maximum:
+            raise self.error(f"expected an integer <= {maximum}, got {value}", key)
         return value
 
-    def number(self, key: str, *, minimum: float | None = None) -> float:
-        """A required finite number (int or float, not a bool), optionally at least ``minimum``."""
-        value = self.get(key)
-        return self.check_number(value, key, minimum=minimum)
+    def _check_int64(self, value: int, key: str) -> int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            # the digit count, not the value, which can be thousands of digits long (too long for str() past 4300)
+            bits = abs(value).bit_length()
+            digits = len(str(abs(value))) if bits < 10_000 else math.floor(bits * math.log10(2)) + 1
+            raise self.error(f"integer of {digits} digits does not fit in 64 bits", key)
+        return value
 
-    def check_number(self, value: Any, key: str, *, minimum: float | None = None) -> float:
-        """Check that ``value`` (read from ``key``) is a finite number, at least ``minimum`` if given."""
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    def number(
+        self,
+        key: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        greater_than: float | None = None,
+    ) -> float:
+        """A required finite number (int or float, not a bool), optionally bounded (see :meth:`check_number`)."""
+        value = self.get(key)
+        return self.check_number(value, key, minimum=minimum, maximum=maximum, greater_than=greater_than)
+
+    def check_number(
+        self,
+        value: Any,
+        key: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        greater_than: float | None = None,
+    ) -> float:
+        """Check that ``value`` (read from ``key``) is a finite number, ``>= minimum``, ``<= maximum`` and
+        ``> greater_than`` for the bounds given. An integer must also fit in 64 bits."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self.error(f"expected a number, got {describe(value)}", key)
+        if isinstance(value, int):
+            # checked before any float comparison: a huge JSON integer cannot even be converted to a float
+            self._check_int64(value, key)
+        elif not math.isfinite(value):
             raise self.error(f"expected a number, got {describe(value)}", key)
         if minimum is not None and value < minimum:
             raise self.error(f"expected a number >= {minimum}, got {value}", key)
+        if greater_than is not None and value <= greater_than:
+            raise self.error(f"expected a number > {greater_than}, got {value}", key)
+        if maximum is not None and value > maximum:
+            raise self.error(f"expected a number <= {maximum}, got {value}", key)
         return value
+
+    def box(
+        self, keys: Sequence[str], values: Sequence[Any] | None = None, *, origin_minimum: float | None = None
+    ) -> tuple[float, float, float, float]:
+        """A pixel box ``(x, y, width, height)``: finite, width and height > 0, every value within
+        :data:`MAX_PIXELS`, and ``x``, ``y`` at least ``origin_minimum`` when given (formats that forbid boxes
+        starting outside the image).
+
+        ``keys`` names the four values; they are read from those keys, or taken from ``values`` (e.g. COCO's
+        ``bbox`` list, with ``keys`` ``bbox[0]`` ... ``bbox[3]``).
+        """
+        kx, ky, kw, kh = keys
+        vx, vy, vw, vh = [self.get(k) for k in keys] if values is None else values
+        low = -MAX_PIXELS if origin_minimum is None else origin_minimum
+        return (
+            self.check_number(vx, kx, minimum=low, maximum=MAX_PIXELS),
+            self.check_number(vy, ky, minimum=low, maximum=MAX_PIXELS),
+            self.check_number(vw, kw, greater_than=0, maximum=MAX_PIXELS),
+            self.check_number(vh, kh, greater_than=0, maximum=MAX_PIXELS),
+        )
 
     def boolean(self, key: str) -> bool:
         """A required JSON boolean."""
@@ -172,18 +235,22 @@ class Fields:
         """A required id given as an integer or a non-empty string, returned as a string."""
         value = self.get(key)
         if is_int(value):
-            return str(value)
+            return str(self._check_int64(value, key))
         if isinstance(value, str) and value.strip():
             return value
         raise self.error(f"expected an integer or non-empty string id, got {describe(value)}", key)
 
     def int_id(self, key: str) -> int:
-        """A required integer id; a string of decimal digits is accepted and converted."""
+        """A required integer id that fits in 64 bits; a string of decimal digits is accepted and converted."""
         value = self.get(key)
         if is_int(value):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+            return self._check_int64(value, key)
+        digits = value.strip() if isinstance(value, str) else ""
+        # ASCII only: str.isdigit() is also true for '²' or '٣', which are no id
+        if digits.isascii() and digits.isdigit():
+            if len(digits.lstrip("0")) > len(str(INT64_MAX)):  # int() of a huge string is slow, or refused
+                raise self.error(f"id of {len(digits)} digits does not fit in 64 bits", key)
+            return self._check_int64(int(digits), key)
         raise self.error(f"expected an integer id, got {describe(value)}", key)
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
@@ -226,23 +293,44 @@ class Fields:
             yield self.nested(value, f"{key}[{i}]", what=what)
 
 
-def expect_list(file: str | Path, data: Any, what: str) -> list[Any]:
-    """Check that a whole file's JSON is a list (``what`` names its elements, for the error)."""
+def no_records(file: str | Path | Sequence[str | Path], what: str, detail: str = "") -> DataError:
+    """The error for a file (or set of files) holding none of the records it exists for.
+
+    Every count or metric computed from such a file would be a silent zero, so it is always an error.
+    """
+    files = ", ".join(str(f) for f in file) if isinstance(file, (list, tuple)) else str(file)
+    return DataError(files, f"no records: expected at least one of {what}{detail}")
+
+
+def expect_list(file: str | Path, data: Any, what: str, *, allow_empty: bool = False) -> list[Any]:
+    """Check that a whole file's JSON is a list (``what`` names its elements, for the error), not empty unless
+    ``allow_empty``."""
     if not isinstance(data, list):
         raise DataError(file, f"expected a JSON list of {what}, got {describe(data)}")
+    if not data and not allow_empty:
+        raise no_records(file, what, ", got an empty list")
     return data
 
 
-def list_records(file: str | Path, data: Any, what: str) -> Iterator[Fields]:
-    """Each element of a file's top-level JSON list as :class:`Fields`, located by its index."""
-    for index, value in enumerate(expect_list(file, data, what)):
+def list_records(file: str | Path, data: Any, what: str, *, allow_empty: bool = False) -> Iterator[Fields]:
+    """Each element of a file's top-level JSON list as :class:`Fields`, located by its index (see
+    :func:`expect_list` for ``allow_empty``)."""
+    for index, value in enumerate(expect_list(file, data, what, allow_empty=allow_empty)):
         yield Fields.of(file, value, record=index, what=f"a JSON object ({what})")
 
 
-def jsonl_records(file: str | Path, what: str) -> Iterator[Fields]:
-    """Each line of a JSON-lines file as :class:`Fields`, located by its line number."""
+def jsonl_records(file: str | Path, what: str, *, allow_empty: bool = False) -> Iterator[Fields]:
+    """Each line of a JSON-lines file as :class:`Fields`, located by its line number.
+
+    A file with no record (empty, or only blank lines) is an error after the last line, unless ``allow_empty``
+    (for one part of a set that is checked as a whole).
+    """
+    count = 0
     for lineno, value in iter_jsonl(file):
+        count += 1
         yield Fields.of(file, value, line=lineno, what=f"a JSON object ({what})")
+    if not count and not allow_empty:
+        raise no_records(file, what, ", got an empty or blank file")
 
 
 class UniqueIds:

@@ -3,7 +3,8 @@
 POPE question files (``coco_pope_{random,popular,adversarial}.json``) carry a ``.json`` extension but are JSON
 lines: ``{"question_id": int, "image": str, "text": str, "label": "yes"|"no"}``. Answer files are JSON lines of
 ``{"question_id": int, "question"?: str, "answer": str}``. The original scorer pairs answers with labels by line
-order, so both readers keep file order and reject repeated question ids.
+order, so both readers keep file order and reject repeated question ids. A file with no record (empty, or only
+blank lines) is an error: it would score or answer nothing and report a count of zero.
 """
 
 from __future__ import annotations
@@ -55,13 +56,18 @@ def read_pope_questions(path: str | Path, *, require_label: bool = True) -> list
 
 
 def read_pope_answers(path: str | Path) -> list[PopeAnswer]:
-    """Read a POPE answer file in file order; the answer text may be empty (the scorer counts it as yes)."""
+    """Read a POPE answer file in file order.
+
+    The answer text may be empty: it is what the model generated (it may stop at once), and POPE's rule counts
+    it as yes. The echoed ``question``, when present, must not be blank.
+    """
     ids = UniqueIds("question id")
     out = []
     for fields in jsonl_records(path, "POPE answer"):
         question_id = fields.integer("question_id")
         ids.add(question_id, fields, "question_id")
         out.append(
-            PopeAnswer(question_id=question_id, answer=fields.text("answer"), question=fields.opt_text("question"))
+            PopeAnswer(question_id=question_id, answer=fields.text("answer"),
+                       question=fields.opt_text("question", nonempty=True))
         )
     return out

@@ -3,7 +3,8 @@
 ``val_images_final.json`` is a list of ``{"image_id": <VG id>, ...}``; entries may embed the image's VG
 ``image_data.json`` record under ``image``, which is then parsed and must agree on the id. Each factual part has one
 single-key object per line, ``{"<image id>": ["statement", ...]}``; the parts are merged into one dict and an image
-may appear only once across them.
+may appear only once across them. One part may hold no line (a world with one SHR image writes an empty second
+part), but the parts together must hold at least one image, as must the image list.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hadpo.data.fields import Fields, UniqueIds, jsonl_records, list_records
+from hadpo.data.fields import Fields, UniqueIds, jsonl_records, list_records, no_records
 from hadpo.data.vg import VGImage, parse_vg_image
 from hadpo.io import read_json
+
+_FACT_RECORD = "single-key object {image id: [statements]}"
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,17 @@ def read_shr_images(path: str | Path) -> list[ShrImage]:
 
 def read_shr_factual(paths: str | Path | Sequence[str | Path]) -> dict[str, list[str]]:
     """Merge the factual JSON-lines parts into image id → statements, in file then line order."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     ids = UniqueIds("image id")
     out: dict[str, list[str]] = {}
-    for path in paths:
-        for fields in jsonl_records(path, "single-key object {image id: [statements]}"):
+    for path in files:
+        for fields in jsonl_records(path, _FACT_RECORD, allow_empty=True):
             image_id = _single_key(fields)
             ids.add(image_id, fields, image_id)
             # a listed image with no statements is legitimate: the judge then gets empty factual text
             out[image_id] = list(fields.strings(image_id, nonempty=False))
+    if not out:
+        raise no_records(files, _FACT_RECORD, ", got empty or blank file(s)")
     return out
 
 

@@ -9,8 +9,10 @@ looked up on disk:
   embedded in an SHR entry), then as for ``vg-images``; an id missing from ``image_data.json`` is an error;
 - ``pope``, ``llava``: the record's ``image`` under the root; ``coco``: each image's ``file_name`` under the root.
 
-Missing images are an error naming the first one (and how many more), unless ``allow_missing`` asks for them to
-be listed in the report instead.
+Each image is opened and decoded (:mod:`hadpo.data.images`): a missing file, a 0-byte file, a truncated file or
+a file that is not an image is an error listing every such image with its reason and record (one image: ``image
+not found: PATH`` or ``unreadable image PATH: REASON``), unless ``allow_missing`` asks for them to be listed in the
+report instead (``missing_images``: not on disk; ``unreadable_images``: on disk but not decodable).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from hadpo.data.coco import read_coco_instances
 from hadpo.data.hadpo_files import read_desc_data, read_pope_data
+from hadpo.data.images import MISSING, ImageRef, UnreadableImage, find_unreadable_images, unreadable_images_error
 from hadpo.data.layout import DataLayout
 from hadpo.data.llava_conv import read_llava_conversations
 from hadpo.data.pope_files import read_pope_answers, read_pope_questions
@@ -34,18 +37,12 @@ PathLike = str | Path
 
 
 @dataclass(frozen=True)
-class ImageRef:
-    """Where a file refers to an image, and the local path it resolves to."""
-
-    path: str
-    record: int | str | None = None
-    line: int | None = None
-    field: str | None = None
-
-
-@dataclass(frozen=True)
 class ValidationReport:
-    """What a valid file holds: record and image counts, kind-specific counts, and any missing images."""
+    """What a valid file holds: record and image counts, kind-specific counts, and any missing or unreadable images.
+
+    ``missing_images`` are the references to images not on disk; ``unreadable_images`` those on disk that cannot
+    be decoded (with the reason); ``image_problems`` both, in file order (the first reference to each image).
+    """
 
     kind: str
     files: tuple[str, ...]
@@ -54,11 +51,13 @@ class ValidationReport:
     counts: dict[str, int] = field(default_factory=dict)
     images_root: str | None = None
     missing_images: tuple[ImageRef, ...] = ()
+    unreadable_images: tuple[UnreadableImage, ...] = ()
+    image_problems: tuple[UnreadableImage, ...] = field(default=(), repr=False)
 
     @property
     def ok(self) -> bool:
-        """True when every referenced image was found (always true without an images root)."""
-        return not self.missing_images
+        """True when every referenced image was found and decodes (always true without an images root)."""
+        return not self.missing_images and not self.unreadable_images
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary."""
@@ -72,22 +71,16 @@ class ValidationReport:
             "missing_images": [
                 {k: v for k, v in vars(ref).items() if v is not None} for ref in self.missing_images
             ],
+            "unreadable_images": [problem.to_dict() for problem in self.unreadable_images],
         }
 
     def raise_for_missing(self) -> None:
-        """Raise a :class:`DataError` naming the first missing image, if any is missing."""
-        if not self.missing_images:
-            return
-        first = self.missing_images[0]
-        more = len(self.missing_images) - 1
-        suffix = f" (and {more} more missing image{'s' if more > 1 else ''})" if more else ""
-        raise DataError(
-            self.files[0] if len(self.files) == 1 else ", ".join(self.files),
-            f"image not found: {Path(first.path).absolute()}{suffix}",
-            record=first.record,
-            line=first.line,
-            field=first.field,
+        """Raise one :class:`DataError` listing every missing or unreadable image, if there is any."""
+        problems = self.image_problems or (
+            tuple(UnreadableImage(ref, MISSING) for ref in self.missing_images) + self.unreadable_images
         )
+        if problems:
+            raise unreadable_images_error(problems, source=", ".join(self.files))
 
 
 @dataclass
@@ -113,7 +106,7 @@ def _vg_ref(file: Path, index: dict[int, VGImage], root: Path, image_id: str | i
 
 def _desc(paths: list[Path], root: Path | None) -> _Summary:
     (path,) = paths
-    records = read_desc_data(path)
+    records = read_desc_data(path, allow_empty=False)
     chosen = sum(len(r.chosen) for r in records)
     rejected = sum(len(r.rejected) for r in records)
     counts = {
@@ -132,7 +125,7 @@ def _desc(paths: list[Path], root: Path | None) -> _Summary:
 
 def _pope_data(paths: list[Path], root: Path | None) -> _Summary:
     (path,) = paths
-    records = read_pope_data(path)
+    records = read_pope_data(path, allow_empty=False)
     skipped = sum(1 for r in records if r.correct is True)
     counts = {"pairs": len(records) - skipped, "skipped_correct": skipped}
     refs = []
@@ -265,16 +258,17 @@ KINDS: dict[str, str] = {kind: desc for kind, (_, desc) in _HANDLERS.items()}
 MULTI_FILE_KINDS = frozenset({"shr-factual"})
 
 
-def _missing(refs: list[ImageRef]) -> tuple[ImageRef, ...]:
-    """The first reference to each image path that is not a file (POPE asks several questions per image)."""
+def _image_problems(refs: list[ImageRef], decode: bool, progress: bool) -> tuple[UnreadableImage, ...]:
+    """The first reference to each image that is missing or (with ``decode``) cannot be decoded, in file order."""
+    if decode:
+        return tuple(find_unreadable_images(refs, progress=progress, desc="validate images"))
     checked: set[str] = set()
     out = []
-    for ref in refs:
-        if ref.path in checked:
-            continue
-        checked.add(ref.path)
-        if not Path(ref.path).is_file():
-            out.append(ref)
+    for ref in refs:  # existence only: POPE asks several questions per image, each image is looked up once
+        if ref.path not in checked:
+            checked.add(ref.path)
+            if not Path(ref.path).is_file():
+                out.append(UnreadableImage(ref, MISSING))
     return tuple(out)
 
 
@@ -284,11 +278,15 @@ def validate(
     images_root: PathLike | None = None,
     *,
     allow_missing: bool = False,
+    decode: bool = True,
+    progress: bool = True,
 ) -> ValidationReport:
     """Read ``path`` as a file of ``kind`` (see :data:`KINDS`) and summarise it.
 
-    Raises :class:`DataError` for a malformed file, and for missing images (when ``images_root`` is given)
-    unless ``allow_missing`` is set, in which case they are listed in the report.
+    With ``images_root``, every referenced image is opened and decoded (``decode=False``: only looked up).
+    Raises :class:`DataError` for a malformed file, and for missing or unreadable images (one error listing them
+    all) unless ``allow_missing`` is set, in which case they are listed in the report. ``progress`` shows a bar
+    while a large set of images decodes.
     """
     if kind not in _HANDLERS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(_HANDLERS)}")
@@ -302,7 +300,7 @@ def validate(
         raise DataError(root, "images root is not a folder")
     handler, _ = _HANDLERS[kind]
     summary = handler(paths, root)
-    missing = _missing(summary.refs)
+    problems = _image_problems(summary.refs, decode, progress)
     report = ValidationReport(
         kind=kind,
         files=tuple(str(p) for p in paths),
@@ -310,7 +308,9 @@ def validate(
         images=summary.images,
         counts=summary.counts,
         images_root=str(root) if root is not None else None,
-        missing_images=missing,
+        missing_images=tuple(p.ref for p in problems if p.missing),
+        unreadable_images=tuple(p for p in problems if not p.missing),
+        image_problems=problems,
     )
     if not allow_missing:
         report.raise_for_missing()

@@ -2,6 +2,9 @@
 
 VG releases differ slightly in key names (v1.2 uses ``id`` where v1.4 uses ``image_id``; old ``objects.json``
 has ``name`` where newer ones have a ``names`` list), so both spellings are accepted. Results keep file order.
+
+Boxes must have a positive width and height; ``x`` and ``y`` may be negative, because the released region
+descriptions hold thousands of boxes starting above or left of their image (e.g. ``y: -904``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hadpo.data.fields import Fields, UniqueIds, list_records
+from hadpo.data.fields import MAX_PIXELS, Fields, UniqueIds, list_records
 from hadpo.data.layout import DataLayout
 from hadpo.io import read_json
 
@@ -70,8 +73,8 @@ def parse_vg_image(fields: Fields) -> VGImage:
     return VGImage(
         image_id=image_id,
         url=url,
-        width=fields.integer("width", minimum=1),
-        height=fields.integer("height", minimum=1),
+        width=fields.integer("width", minimum=1, maximum=MAX_PIXELS),
+        height=fields.integer("height", minimum=1, maximum=MAX_PIXELS),
         coco_id=fields.opt_integer("coco_id"),
     )
 
@@ -108,14 +111,8 @@ def read_vg_objects(path: str | Path) -> dict[int, list[VGObject]]:
 def _vg_object(fields: Fields) -> VGObject:
     # VG v1.4 lists names (the first is the canonical one); older releases have a single name
     name = fields.strings("names")[0] if fields.has("names") else fields.text("name", nonempty=True)
-    return VGObject(
-        object_id=fields.integer("object_id"),
-        name=name,
-        x=fields.number("x"),
-        y=fields.number("y"),
-        w=fields.number("w", minimum=0),
-        h=fields.number("h", minimum=0),
-    )
+    x, y, w, h = fields.box(("x", "y", "w", "h"))
+    return VGObject(object_id=fields.integer("object_id"), name=name, x=x, y=y, w=w, h=h)
 
 
 def read_vg_regions(path: str | Path) -> dict[int, list[Region]]:
@@ -143,12 +140,6 @@ def read_vg_regions(path: str | Path) -> dict[int, list[Region]]:
 
 
 def _region(fields: Fields) -> Region:
-    return Region(
-        region_id=fields.integer("region_id"),
-        image_id=fields.int_id("image_id"),
-        phrase=fields.text("phrase"),
-        x=fields.number("x"),
-        y=fields.number("y"),
-        width=fields.number("width", minimum=0),
-        height=fields.number("height", minimum=0),
-    )
+    region_id, image_id, phrase = fields.integer("region_id"), fields.int_id("image_id"), fields.text("phrase")
+    x, y, width, height = fields.box(("x", "y", "width", "height"))
+    return Region(region_id=region_id, image_id=image_id, phrase=phrase, x=x, y=y, width=width, height=height)

@@ -27,6 +27,7 @@ import os
 import random
 import re
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -56,6 +57,8 @@ PROBE_MAX_TOKENS = 5
 
 #: An OpenAI-style key in a server message (OpenAI echoes a partly masked key back on a 401); the key itself is
 #: replaced wherever it appears.
+#: Keys shorter than this are not scrubbed from messages (see :class:`OpenAIChatClient`).
+MIN_SCRUBBED_KEY = 8
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.\-]{6,}")
 
 #: HTTP answers that mean every request to this judge will fail the same way.
@@ -163,8 +166,12 @@ class OpenAIChatClient:
                 )
         else:
             key = "no-key"  # the openai package insists on a value; keyless servers ignore it
-        # Kept only to scrub error messages; never stored anywhere else.
-        self._secret = key if spec.api_key_env else None
+        # Kept only to scrub error messages; never stored anywhere else. A short "key" would garble every message
+        # it happens to occur in (a key "k" turns "fake" into "fa***e"), so it is not scrubbed, and said so.
+        self._secret = key if spec.api_key_env and len(key) >= MIN_SCRUBBED_KEY else None
+        if spec.api_key_env and self._secret is None:
+            warnings.warn(f"the key in ${spec.api_key_env} is suspiciously short ({len(key)} characters); "
+                          "messages are not scrubbed of it", stacklevel=2)
         self._client = openai.OpenAI(base_url=spec.base_url, api_key=key, timeout=spec.judge_timeout, max_retries=0)
         if cache is None and cache_path:
             cache = ReplyCache(cache_path)

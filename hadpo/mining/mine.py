@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hadpo.data.hadpo_files import read_desc_data, read_pope_data
+from hadpo.data.images import ImageRef, preflight_images
 from hadpo.data.layout import DataLayout
 from hadpo.errors import ParamsError
 from hadpo.eval.pope.score import parse_pope
@@ -276,6 +277,9 @@ def mine(cfg: DataConfig, *, client: ChatClient | None = None, loaded: Any = Non
     selection = _select(cfg, annotations, run_dir)
     images = selection["images"]
     ids = [str(im["image_id"]) for im in images]
+    # Pre-flight, before the judge is asked or the model loads: every selected image (described, then asked about).
+    preflight_images([ImageRef(str(im["path"]), record=im["image_id"], field="path") for im in images],
+                     source=run_dir / SELECTION_FILE, progress=cfg.progress, desc="check mining images")
 
     own_client = client is None
     judge = client if client is not None else build_judge(

@@ -4,7 +4,8 @@
 (a malformed record is a :class:`~hadpo.errors.DataError` naming file, record and field; an image id missing from
 VG ``image_data.json`` too). Records are then dropped, each for its first reason:
 
-- ``missing_image``: the VG image file is not under the data root (each such image is listed);
+- ``missing_image``: the VG image file is not under the data root, or cannot be decoded (a 0-byte or truncated
+  download); each such image is listed with the reason;
 - ``leak``: the image is a POPE or SHR evaluation image (only with ``exclude_leaks``; always counted);
 - ``correct`` (QA records): the model already answered right; the trainer skips these too, so they stay in the
   written file and are only counted here.
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from hadpo.data.hadpo_files import read_desc_data, read_pope_data
+from hadpo.data.images import image_problem
 from hadpo.data.layout import DataLayout
 from hadpo.data.validate import validate
 from hadpo.data.vg import read_vg_images, vg_image_index
-from hadpo.errors import ParamsError
+from hadpo.errors import DataError, ParamsError
 from hadpo.io import atomic_write_json, read_json
 from hadpo.mining.config import DataConfig
 from hadpo.mining.leak import leak_report, leaking_ids, load_eval_images
@@ -47,24 +49,26 @@ def prepare_released(cfg: DataConfig) -> dict[str, Any]:
         raise ParamsError(f"prepare_released() needs source: released, got source: {cfg.source!r} (use mine)")
     layout = DataLayout(cfg.data_root)
     desc_path, pope_path = layout.hadpo_data(cfg.name)
-    reports = {
-        "desc": validate("desc", desc_path, images_root=cfg.data_root, allow_missing=True),
-        "pope": validate("pope-data", pope_path, images_root=cfg.data_root, allow_missing=True),
-    }
     desc = read_desc_data(desc_path)
     pope = read_pope_data(pope_path)
+    # One of the two may hold no record (a description-only or QA-only release); nothing at all is an error.
+    if not desc and not pope:
+        raise DataError(f"{desc_path}, {pope_path}", "no records: both preference files are empty")
+    reports = {name: validate(kind, path, images_root=cfg.data_root, allow_missing=True)
+               for name, kind, path, records in (("desc", "desc", desc_path, desc),
+                                                 ("pope", "pope-data", pope_path, pope)) if records}
     index = vg_image_index(read_vg_images(layout.image_data))  # validate() has checked every id is listed
     used = list(dict.fromkeys([r.image_id for r in desc] + [r.image_id for r in pope]))
 
-    missing: dict[str, list[str]] = {}
-    for image_id in used:
-        path = index[int(image_id)].path(layout)
-        if not path.is_file():
-            missing[image_id] = [str(path)]
+    # validate() above decoded every image; a second look hits its cache of good files and names each bad one.
+    problems = {image_id: image_problem(index[int(image_id)].path(layout)) for image_id in used}
+    missing: dict[str, dict[str, Any]] = {
+        image_id: {"image_id": image_id, "path": str(index[int(image_id)].path(layout)), "reason": why, "used_by": []}
+        for image_id, why in problems.items() if why is not None}
     for name, records in (("desc", desc), ("pope", pope)):
         for image_id in dict.fromkeys(r.image_id for r in records):
             if image_id in missing:
-                missing[image_id].append(name)
+                missing[image_id]["used_by"].append(name)
     leaks = leak_report(((int(i), index[int(i)].coco_id) for i in used), load_eval_images(cfg.data_root),
                         excluded=cfg.exclude_leaks)
     leaking = {str(i) for i in leaking_ids(leaks)}
@@ -98,12 +102,13 @@ def prepare_released(cfg: DataConfig) -> dict[str, Any]:
         "source": "released",
         "files": {"desc_data": str(desc_path), "pope_data": str(pope_path), "training_desc_data": str(out_desc),
                   "training_pope_data": str(out_pope), "run_dir": str(run_dir)},
-        "validation": {name: {k: v for k, v in report.to_dict().items() if k != "missing_images"}
+        "validation": {name: {k: v for k, v in report.to_dict().items()
+                              if k not in ("missing_images", "unreadable_images")}
                        for name, report in reports.items()},
         "images": {"desc": len({r.image_id for r in desc}), "pope": len({r.image_id for r in pope}),
                    "total": len(used), "missing": len(missing),
                    "training": len({r.image_id for r in kept_desc} | {r.image_id for r in kept_pope})},
-        "missing_images": [{"image_id": i, "path": v[0], "used_by": v[1:]} for i, v in missing.items()],
+        "missing_images": list(missing.values()),
         "records": {
             "desc": {"total": len(desc), "kept": len(kept_desc),
                      "dropped": dict(sorted(Counter(w for w in desc_reasons if w is not None).items()))},

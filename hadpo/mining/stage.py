@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hadpo.mining.config import DataConfig
+from hadpo.runlock import run_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,14 +29,18 @@ __all__ = ["NOTEBOOK", "Config", "preview_pairs", "run", "stats_table", "trainin
 
 
 def run(cfg: DataConfig) -> dict[str, Any]:
-    """Run the config's source (released or mine); returns the stats also written to ``<run_dir>/data_stats.json``."""
-    if cfg.source == "released":
-        from hadpo.mining.released import prepare_released
+    """Run the config's source (released or mine); returns the stats also written to ``<run_dir>/data_stats.json``.
 
-        return prepare_released(cfg)
-    from hadpo.mining.mine import mine
+    The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
+    """
+    with run_lock(cfg.run_dir, what="mining"):  # one writer per run folder
+        if cfg.source == "released":
+            from hadpo.mining.released import prepare_released
 
-    return mine(cfg)
+            return prepare_released(cfg)
+        from hadpo.mining.mine import mine
+
+        return mine(cfg)
 
 
 def training_files(cfg: DataConfig) -> tuple[Path, Path]:

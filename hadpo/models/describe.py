@@ -5,13 +5,16 @@ decoding defaults to beam search with 5 beams and up to 512 new tokens. Images a
 processor's mean colour first (LLaVA-1.5's ``pad``), then batched with left padding.
 
 Output is a JSON-lines file, appended and fsynced batch by batch, so a killed run loses at most one batch and
-a rerun skips the images already described. The decoding protocol (model, adapter, decoding, dtype, batch
+a rerun skips the images already described. Sampling is seeded per image (from ``sample_seed`` and the image id),
+so a description does not depend on which batch the image landed in: a killed and resumed sampled run writes
+the same file, byte for byte, as an uninterrupted one. The decoding protocol (model, adapter, decoding, dtype, batch
 size, package versions) sits next to it in ``<name>.protocol.json``; resuming with a different protocol is an
 error rather than a file mixing two settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,10 @@ def decoding_record(decoding: DecodingSpec) -> dict[str, Any]:
 
 
 def effective_batch_size(decoding: DecodingSpec) -> int:
-    """Images per generate call after the beam rule (one per call for unbatched beam search)."""
-    return 1 if decoding.num_beams > 1 and not decoding.batch_beams else decoding.batch_size
+    """Images per generate call after the beam rule (one per call for unbatched beam search and beam sampling)."""
+    if decoding.num_beams > 1 and (decoding.do_sample or not decoding.batch_beams):
+        return 1
+    return decoding.batch_size
 
 
 def protocol_path(out_path: str | Path) -> Path:
@@ -77,8 +82,49 @@ def _check_resume(path: Path, protocol: dict[str, Any]) -> None:
             )
 
 
-def _generate(loaded: Any, images: list[Any], prompt: str, params: DecodingSpec) -> list[tuple[str, int]]:
-    """``(text, new token count)`` per image for one batch."""
+def item_seed(sample_seed: int, image_id: str | int) -> int:
+    """The sampling seed of one image: a hash of the run's seed and the image id (stable across processes)."""
+    digest = hashlib.sha256(f"{sample_seed}\x00{image_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # torch seeds are int64
+
+
+def _per_item_sampler(seeds: list[int], params: DecodingSpec) -> Any:
+    """A logits processor that draws each row's next token from its own generator.
+
+    ``generate`` samples every row from the one global RNG, so a row's text would depend on its batch. This
+    processor applies the temperature and top-p warpers itself, draws row ``i``'s token with generator ``i``
+    (seeded by :func:`item_seed`), and leaves only that token finite; ``generate``'s own draw then has a single
+    choice. The distribution is the same as ``generate``'s sampling.
+    """
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warpers = LogitsProcessorList()
+    if params.sample_temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(params.sample_temperature))
+    if params.sample_top_p < 1.0:
+        warpers.append(TopPLogitsWarper(params.sample_top_p))
+
+    class PerItemSampler(LogitsProcessor):
+        def __init__(self) -> None:
+            self.generators: list[torch.Generator] | None = None
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            if self.generators is None:  # created on the device the scores live on
+                self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in seeds]
+            probs = torch.softmax(warpers(input_ids, scores).float(), dim=-1)
+            picked = torch.stack([torch.multinomial(probs[i], 1, generator=g)[0]
+                                  for i, g in enumerate(self.generators)])
+            out = torch.full_like(scores, float("-inf"))
+            out[torch.arange(len(seeds), device=scores.device), picked] = 0.0
+            return out
+
+    return LogitsProcessorList([PerItemSampler()])
+
+
+def _generate(loaded: Any, images: list[Any], prompt: str, params: DecodingSpec,
+              seeds: list[int] | None = None) -> list[tuple[str, int]]:
+    """``(text, new token count)`` per image for one batch (``seeds``: one sampling seed per image)."""
     import torch
 
     processor, model, tokenizer = loaded.processor, loaded.model, loaded.tokenizer
@@ -94,8 +140,15 @@ def _generate(loaded: Any, images: list[Any], prompt: str, params: DecodingSpec)
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
-    if params.do_sample:
-        kwargs.update(temperature=params.sample_temperature, top_p=params.sample_top_p)
+    if params.do_sample and params.num_beams == 1:
+        assert seeds is not None and len(seeds) == len(images)
+        # The warpers run inside the per-item sampler; generate's own would run after it and see one choice.
+        kwargs.update(temperature=None, top_p=None, top_k=None,
+                      logits_processor=_per_item_sampler(seeds, params))
+    elif params.do_sample:  # beam sampling draws several tokens per row: one image per call, seeded (see caller)
+        assert seeds is not None and len(seeds) == 1
+        torch.manual_seed(seeds[0])
+        kwargs.update(temperature=params.sample_temperature, top_p=params.sample_top_p, top_k=None)
     else:  # unset sampling knobs so generation_config defaults do not trigger "ignored flag" warnings
         kwargs.update(temperature=None, top_p=None, top_k=None)
     with torch.inference_mode():
@@ -128,7 +181,6 @@ def describe_images(
     protocol (5 beams, 512 tokens, the llava_v1 prompt, padded images). Each record is ``{"image_id",
     "response", "num_tokens", "instruction"}``. Returns the records of ``items`` in item order (old and new).
     """
-    import torch
     from PIL import Image
     from tqdm.auto import tqdm
 
@@ -164,9 +216,8 @@ def describe_images(
                         images.append(prepare_image(img, prompt.image_mode, image_mean))
                 except (OSError, ValueError) as exc:
                     raise DataError(path, f"cannot read image: {exc}", record=str(image_id)) from exc
-            if params.do_sample:
-                torch.manual_seed(params.sample_seed + start)
-            outputs = _generate(loaded, images, text, params)
+            seeds = [item_seed(params.sample_seed, image_id) for image_id, _ in batch] if params.do_sample else None
+            outputs = _generate(loaded, images, text, params, seeds)
             records = [
                 {"image_id": image_id, "response": response, "num_tokens": n, "instruction": instruction}
                 for (image_id, _), (response, n) in zip(batch, outputs, strict=True)

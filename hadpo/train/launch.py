@@ -14,12 +14,15 @@ only understood by the Hugging Face Trainer integration, which the kit does not 
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import math
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,10 +34,20 @@ from hadpo.errors import HadpoError, ParamsError
 from hadpo.io import read_json
 from hadpo.specs import Dtype, LaunchSpec
 
+#: the training child's name in its error lines (``python -m hadpo.train``, whatever the launcher).
+CHILD_PROG = "python -m hadpo.train"
 #: how many of the child's last output lines a :class:`TrainingFailed` message quotes.
 TAIL_LINES = 40
-#: seconds the child's process group gets to exit after SIGTERM before it is killed.
-TERMINATE_GRACE_S = 10.0
+#: seconds the child's process group gets to exit after SIGTERM before it is killed. Stopping a run (stop button,
+#: SIGTERM, Ctrl-C) must leave no rank behind within 2 s: this grace, then SIGKILL, which takes effect at once.
+#: The trainer keeps nothing in memory that a checkpoint would lose, so a longer grace buys nothing.
+TERMINATE_GRACE_S = 1.0
+#: environment variable that tells the training child (every rank) the PID of the process that launched it.
+PARENT_PID_ENV = "HADPO_PARENT_PID"
+#: how often a training child checks that its parent is alive (see :func:`start_parent_watchdog`).
+WATCHDOG_POLL_S = 0.25
+#: Linux prctl(2) option: the signal a process gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
 
 
 class TrainingFailed(HadpoError, RuntimeError):
@@ -53,7 +66,12 @@ class TrainingFailed(HadpoError, RuntimeError):
         else:
             status = f"exited with code {returncode}"
         body = "\n".join(self.tail) if self.tail else "(no output)"
-        super().__init__(f"training {status}; full log: {self.log_path}\n--- last {len(self.tail)} lines ---\n{body}")
+        # The child prints a kit error as one "<prog> (rank N): error: ..." line: lead with its reason.
+        self.child_error = next((line.split(": error: ", 1)[1] for line in reversed(self.tail)
+                                 if line.startswith(CHILD_PROG) and ": error: " in line), None)
+        reason = f": {self.child_error}" if self.child_error else ""
+        super().__init__(f"training {status}{reason}; full log: {self.log_path}\n"
+                         f"--- last {len(self.tail)} lines ---\n{body}")
 
 
 @dataclass(frozen=True)
@@ -144,18 +162,128 @@ def build_launch_command(spec: LaunchSpec, *, module: str, args: Sequence[str] =
     return LaunchCommand(argv=argv, env=child_env)
 
 
-def _terminate_group(proc: subprocess.Popen[str], grace_s: float) -> None:
-    """SIGTERM the child's whole process group (launcher and ranks), then SIGKILL whatever outlives ``grace_s``."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+def _process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs: absent, or a zombie that nobody has reaped yet (it still answers kill 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: fall back to kill 0, which counts a zombie as alive
         try:
-            os.killpg(proc.pid, sig)
+            os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            return True
+        except PermissionError:
+            return False
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a running (not zombie) process is left in process group ``pgid``.
+
+    ``killpg(pgid, 0)`` alone would count zombies: a rank whose launcher died waits for init to reap it, and the
+    direct child waits for us. Where /proc is missing, that is the answer anyway.
+    """
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = None
+    if entries is None:
         try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in entries:
+        if not entry.isdigit():
             continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _terminate_group(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """SIGTERM the child's whole process group (launcher and ranks), SIGKILL whatever of it outlives ``grace_s``.
+
+    The wait is on the group, not only on the direct child: a launcher that exits on SIGTERM can leave ranks
+    behind. Returns with the direct child reaped (unless it is stuck in an uninterruptible kernel call).
+    """
+    pgid = proc.pid  # start_new_session made the child the leader of its own group
+    deadline = time.monotonic() + grace_s
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the direct child, so that it stops counting as a member
+            if not group_alive(pgid):
+                break
+            time.sleep(0.02)
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=max(grace_s, 1.0))
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux SIGKILL the child when this process dies (even by SIGKILL); None elsewhere.
+
+    This covers the direct child, a launcher script that runs none of the kit's code; the ranks below it watch
+    for themselves (:func:`start_parent_watchdog`). Linux sends the signal when the *thread* that started the child
+    ends, which cannot happen early here: that thread waits in :func:`run_streaming` until the child exits.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    # Resolved before the fork: between fork and exec only this small foreign call runs.
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl: nobody would send the signal
+            os._exit(1)
+
+    return preexec
+
+
+class _StoppedBySignal(SystemExit):
+    """SIGTERM reached :func:`run_streaming`: leave like an unhandled SIGTERM would (status 128 + 15), but only after
+    the child's group is gone, and through every ``finally`` and ``with`` on the way (the run folder's lock)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def _install_stop_handler() -> tuple[bool, Any, list[bool]]:
+    """Turn SIGTERM into :class:`_StoppedBySignal` while the child runs (main thread only; Python allows no other).
+
+    Returns (installed, previous handler, stopping flag). A SIGTERM the caller ignores stays ignored. Once
+    cleanup has begun (flag set) a second SIGTERM is dropped, so it cannot cut the cleanup short.
+    """
+    stopping = [False]
+    if threading.current_thread() is not threading.main_thread():
+        return False, None, stopping
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        return False, None, stopping
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not stopping[0]:
+            stopping[0] = True
+            raise _StoppedBySignal(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return True, previous, stopping
 
 
 def run_streaming(
@@ -169,9 +297,17 @@ def run_streaming(
 
     Returns 0; a non-zero exit raises :class:`TrainingFailed` with the exit status and the last
     :data:`TAIL_LINES` lines of this run. The log is appended to (a resumed run keeps the earlier attempts), with
-    a header line per start, and flushed per line so ``tail -f`` follows it. The child gets its own process group:
-    on KeyboardInterrupt (the notebook's stop button) the whole group, launcher and ranks, is terminated before
-    the interrupt propagates (likewise if ``echo`` raises). ``echo=None`` only logs.
+    a header line per start, and flushed per line so ``tail -f`` follows it. ``echo=None`` only logs.
+
+    The child gets its own process group, and nothing of it outlives this call or this process:
+
+    - on KeyboardInterrupt (the notebook's stop button, Ctrl-C), on SIGTERM (turned into ``SystemExit(143)`` while
+      the child runs, on the main thread), or if ``echo`` raises, the whole group, launcher and ranks, gets
+      SIGTERM and, after :data:`TERMINATE_GRACE_S`, SIGKILL, before the exception propagates;
+    - if this process dies without cleaning up (SIGKILL, the OOM killer), Linux kills the direct child (a parent
+      death signal), and every rank of ``python -m hadpo.train`` kills its own group within
+      :data:`WATCHDOG_POLL_S` of noticing (:func:`start_parent_watchdog`; the child learns this process's PID from
+      :data:`PARENT_PID_ENV`).
     """
     executable = cmd.argv[0]
     if os.sep in executable and not os.access(executable, os.X_OK):
@@ -189,7 +325,8 @@ def run_streaming(
         proc = subprocess.Popen(
             cmd.argv,
             cwd=cwd,
-            env=cmd.full_env(),
+            # Not part of cmd.env: a copy-pasted shell line must not carry this process's PID.
+            env={**cmd.full_env(), PARENT_PID_ENV: str(os.getpid())},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -198,8 +335,12 @@ def run_streaming(
             errors="replace",
             bufsize=1,
             start_new_session=True,
+            preexec_fn=_parent_death_signal(),
         )
+        installed, previous, stopping = False, None, [False]
         try:
+            # Inside the try: a SIGTERM from here on reaches the cleanup below.
+            installed, previous, stopping = _install_stop_handler()
             assert proc.stdout is not None
             # Text mode splits on \r too, so progress-bar redraws arrive as separate lines.
             for raw in proc.stdout:
@@ -211,11 +352,16 @@ def run_streaming(
                     echo(line)
             returncode = proc.wait()
         except BaseException as exc:
-            # KeyboardInterrupt (the notebook's stop button) or a failing echo: never leave ranks running unseen.
-            _terminate_group(proc, TERMINATE_GRACE_S)
-            log.write(f"### {type(exc).__name__}; child process group terminated (status {proc.poll()})\n")
+            # KeyboardInterrupt (the notebook's stop button), SIGTERM or a failing echo: never leave ranks running.
+            stopping[0] = True
+            with _signals_deferred():
+                _terminate_group(proc, TERMINATE_GRACE_S)
+            what = signal.Signals(exc.signum).name if isinstance(exc, _StoppedBySignal) else type(exc).__name__
+            log.write(f"### {what}; child process group terminated (status {proc.poll()})\n")
             raise
         finally:
+            if installed:
+                signal.signal(signal.SIGTERM, previous)
             if proc.stdout is not None:
                 proc.stdout.close()
         log.write(f"### exit status {returncode}\n")
@@ -223,6 +369,54 @@ def run_streaming(
     if returncode != 0:
         raise TrainingFailed(returncode, log_path, list(tail))
     return returncode
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Any:
+    """Ignore SIGINT during the block (main thread only): a second Ctrl-C must not cut the group's cleanup short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def start_parent_watchdog(poll_s: float = WATCHDOG_POLL_S) -> threading.Thread | None:
+    """In the training child (every rank): end this process's group when the process that launched training dies.
+
+    :func:`run_streaming` passes its PID in :data:`PARENT_PID_ENV`. A rank's own parent is usually a launcher
+    (deepspeed, torchrun), so the check is on that PID itself, and also on this process's parent: a rank whose
+    launcher died is reparented and stops too. When either is gone, the whole process group is SIGKILLed (under
+    deepspeed, the launcher and every rank share it; under torchrun, each rank leads its own, which holds its
+    workers). Does nothing (returns None) without the variable, e.g. for a command line started by hand.
+    """
+    raw = os.environ.get(PARENT_PID_ENV, "")
+    if not raw.isdigit():
+        return None
+    parent, launcher = int(raw), os.getppid()
+    try:
+        # Only a group of our own is ours to kill; in the parent's group (an odd manual start) stop this process.
+        own_group = os.getpgid(0) != os.getpgid(parent)
+    except ProcessLookupError:
+        own_group = True
+    thread = threading.Thread(target=_watch_parent, args=(parent, launcher, own_group, poll_s),
+                              name="hadpo-parent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def _watch_parent(parent: int, launcher: int, own_group: bool, poll_s: float) -> None:
+    """The watchdog loop of :func:`start_parent_watchdog` (a daemon thread; it ends with the process)."""
+    while os.getppid() == launcher and not _process_gone(parent):
+        time.sleep(poll_s)
+    # No message: the parent read our output, so stdout is now a pipe without a reader.
+    if own_group:
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- DeepSpeed configs --------------------------------------------------------------------------------------------

@@ -255,6 +255,7 @@ def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
     a new LoRA on top, the merged model is the reference) or continued as it is (the reference is the base).
     """
     from hadpo.data.hadpo_files import read_desc_data, read_pope_data
+    from hadpo.data.images import ImageRef, preflight_images
     from hadpo.data.pairs import build_hadpo_pairs
     from hadpo.models.lora import apply_lora, lora_config, set_projector_trainable
 
@@ -269,11 +270,14 @@ def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
     if not pairs:
         # Caught here, before the model loads: e.g. mining that found no hallucination writes empty files.
         raise DataError(desc_path, f"holds no preference pairs, and neither does {pope_path}; nothing to train on")
+    paths = _vg_paths(layout)
+    # Pre-flight, before the model loads: every image the pairs use must decode (one error lists every bad one).
+    preflight_images([ImageRef(str(paths[p.image_id]), record=p.record or p.image_id, field="image_id", file=p.source)
+                      for p in pairs if p.image_id in paths], progress=ctx.is_main, desc="check training images")
     loaded = _load(cfg, ctx)
     prompt = cfg.prompt_spec
     encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length, cfg.answer_whitespace)
     encoder.check_lengths(pairs)  # pre-flight: a too-long sample is an error naming its record, before training
-    paths = _vg_paths(layout)
     examples = []
     for pair in pairs:
         if pair.image_id not in paths:
@@ -306,6 +310,7 @@ def build_sft(cfg: TrainConfig, ctx: DistContext, *, weights: AnswerWeights | No
     ``weights`` gives per-token loss weights of each answer; ``prepare_model`` runs on the loaded model before
     its vision tower is frozen (both for registered variants of SFT; see :data:`AnswerWeights`, :data:`ModelHook`).
     """
+    from hadpo.data.images import ImageRef, preflight_images
     from hadpo.data.llava_conv import read_llava_conversations
 
     layout = DataLayout(cfg.data_root)
@@ -313,6 +318,9 @@ def build_sft(cfg: TrainConfig, ctx: DistContext, *, weights: AnswerWeights | No
     conversations = read_llava_conversations(sft_path)
     if cfg.max_pairs is not None:
         conversations = conversations[: cfg.max_pairs]
+    # Pre-flight, before the model loads: every conversation's image must decode (one error lists every bad one).
+    preflight_images([ImageRef(str(layout.vg_dir / c.image), record=i, field="image", file=str(sft_path))
+                      for i, c in enumerate(conversations)], progress=ctx.is_main, desc="check training images")
     loaded = _load(cfg, ctx, from_adapter=False)
     prompt = cfg.prompt_spec
     encoder = Encoder(loaded.processor, prompt.template, prompt.image_mode, cfg.max_length, cfg.answer_whitespace)

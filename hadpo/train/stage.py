@@ -10,7 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hadpo.errors import ParamsError
 from hadpo.io import atomic_write_json, read_json
+from hadpo.runlock import run_lock
+from hadpo.train.checkpoint import LATEST
 from hadpo.train.config import TrainConfig
 from hadpo.train.launch import LaunchCommand, build_launch_command, run_streaming
 
@@ -36,6 +39,13 @@ def _has_cuda_hint() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
 
 
+def holds_progress(out: Path) -> bool:
+    """Whether a run folder holds results of training: a checkpoint, a metrics line or a finished run."""
+    metrics = out / "metrics.jsonl"
+    return ((out / "checkpoints" / LATEST).is_file() or (out / DONE_FILE).is_file()
+            or (metrics.is_file() and metrics.stat().st_size > 0))
+
+
 def finished(cfg: TrainConfig) -> dict[str, Any] | None:
     """The summary of a finished run with the same config, or None (a changed config trains again)."""
     out = Path(cfg.output_dir)
@@ -50,24 +60,28 @@ def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = pri
 
     A killed run resumes from its last checkpoint when launched again with the same config. A non-zero exit
     raises :class:`hadpo.train.launch.TrainingFailed` quoting the end of the log.
+    The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
     """
     out = Path(cfg.output_dir)
-    if not force and (summary := finished(cfg)) is not None:
+    # One writer per run folder, held while the child runs (the child itself never takes it); a second run stops here.
+    with run_lock(out, what="training"):
+        if not force and (summary := finished(cfg)) is not None:
+            if echo is not None:
+                echo(f"[hadpo] {out} already trained with this config; skipping (force=True retrains)")
+            return summary
+        written = out / CONFIG_FILE
+        if written.is_file() and read_json(written) != cfg.to_dict() and holds_progress(out):
+            # A different config must not resume another run's checkpoints; a config left by a run that died before
+            # its first step (a typo'd model path, say) guards nothing and is replaced.
+            raise ParamsError(
+                f"{out} holds a run with a different config ({written}); choose another output_dir or delete it"
+            )
+        atomic_write_json(written, cfg.to_dict())
+        cmd = launch_command(cfg)
         if echo is not None:
-            echo(f"[hadpo] {out} already trained with this config; skipping (force=True retrains)")
-        return summary
-    written = out / CONFIG_FILE
-    if written.is_file() and read_json(written) != cfg.to_dict():
-        # A different config must not resume another run's checkpoints.
-        raise FileExistsError(
-            f"{out} holds a run with a different config ({written}); choose another output_dir or delete it"
-        )
-    atomic_write_json(written, cfg.to_dict())
-    cmd = launch_command(cfg)
-    if echo is not None:
-        echo(f"[hadpo] {cmd.shell()}")
-    run_streaming(cmd, out / LOG_FILE, echo=echo)
-    return read_json(out / DONE_FILE)
+            echo(f"[hadpo] {cmd.shell()}")
+        run_streaming(cmd, out / LOG_FILE, echo=echo)
+        return read_json(out / DONE_FILE)
 
 
 #: The stage's entry point (notebook 02): :func:`launch_training`.

@@ -65,6 +65,17 @@ def _broken(section: str, index: int, **change: object) -> dict:
         (_broken("categories", 1, name=""), "categories[1].name", "non-empty string"),
         ({k: v for k, v in GOOD.items() if k != "categories"}, "categories", "missing required field"),
         ({**GOOD, "images": {}}, "images", "expected a list"),
+        (_broken("annotations", 1, bbox=[1, 2, 0, 4]), "annotations[1].bbox[2]", "expected a number > 0, got 0"),
+        (_broken("annotations", 1, bbox=[1, 2, 3, -4]), "annotations[1].bbox[3]", "> 0"),
+        (_broken("annotations", 1, bbox=[-1, 2, 3, 4]), "annotations[1].bbox[0]", "expected a number >= 0, got -1"),
+        (_broken("annotations", 1, bbox=[1, -0.5, 3, 4]), "annotations[1].bbox[1]", ">= 0"),
+        (_broken("annotations", 1, bbox=[1, 2, 1e300, 4]), "annotations[1].bbox[2]", "<= 1000000"),
+        (_broken("annotations", 1, id=2**63), "annotations[1].id", "does not fit in 64 bits"),
+        (_broken("images", 1, width=1_000_001), "images[1].width", "<= 1000000"),
+        (_broken("images", 1, id=-(2**63) - 1), "images[1].id", "does not fit in 64 bits"),
+        ({**GOOD, "images": []}, "images", "non-empty list"),
+        ({**GOOD, "categories": []}, "categories", "non-empty list"),
+        ({**GOOD, "annotations": []}, "annotations", "non-empty list"),
     ],
 )
 def test_instances_errors_are_located(tmp_path: Path, data: dict, field: str, reason: str) -> None:
@@ -78,3 +89,19 @@ def test_instances_errors_are_located(tmp_path: Path, data: dict, field: str, re
 def test_instances_must_be_an_object(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="expected a JSON object with images, annotations and categories"):
         read_coco_instances(_write(tmp_path / "instances.json", []))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("", None, "no records: the file is empty or blank"),
+        ('{"images": [], "images": []}', 1, "duplicate key 'images'"),
+        ('{"annotations": [{"bbox":\n [1, 2, Infinity, 4]}]}', 2, "non-finite number Infinity"),
+    ],
+)
+def test_raw_json_problems_name_file_and_line(tmp_path: Path, text: str, line: int | None, reason: str) -> None:
+    path = tmp_path / "instances.json"
+    path.write_text(text)
+    with pytest.raises(DataError, match=reason) as err:
+        read_coco_instances(path)
+    assert (err.value.file, err.value.line) == (str(path), line)

@@ -76,3 +76,15 @@ def test_command_module_does_not_import_torch() -> None:
     code = "import sys, hadpo.data.cli, hadpo.data.validate; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n", b'{"question_id": 1, "image": "a.jpg", "text": "\xff"}\n'])
+def test_empty_blank_or_non_utf8_file_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             content: bytes) -> None:
+    path = tmp_path / "coco_pope_random.json"
+    path.write_bytes(content)
+    assert main(["validate", "--kind", "pope", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith(f"error: {path}")
+    assert "no records" in out.err or f"{path}, line 1: not UTF-8 text: byte 0xff at column 47" in out.err

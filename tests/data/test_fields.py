@@ -118,3 +118,62 @@ def test_describe_is_short() -> None:
     assert describe([1, 2]) == "list of 2 item(s)"
     assert len(describe("x" * 500)) < 80
     assert json.loads(json.dumps(describe({"a": 1}))) == "dict of 1 item(s)"
+
+
+@pytest.mark.parametrize(
+    ("obj", "call", "reason"),
+    [
+        ({"name": 2**63}, lambda f: f.integer("name"), "integer of 19 digits does not fit in 64 bits"),
+        ({"name": -(2**63) - 1}, lambda f: f.opt_integer("name"), "does not fit in 64 bits"),
+        ({"name": 10**400}, lambda f: f.integer("name", minimum=0), "integer of 401 digits does not fit"),
+        ({"name": 10**400}, lambda f: f.number("name"), "does not fit in 64 bits"),  # not an OverflowError
+        ({"name": 2**64}, lambda f: f.ident("name"), "does not fit in 64 bits"),
+        ({"name": 2**64}, lambda f: f.int_id("name"), "does not fit in 64 bits"),
+        ({"name": "18446744073709551616"}, lambda f: f.int_id("name"), "does not fit in 64 bits"),
+        ({"name": "1" * 5000}, lambda f: f.int_id("name"), "id of 5000 digits does not fit"),
+        ({"name": "\u0663"}, lambda f: f.int_id("name"), "expected an integer id"),  # an Arabic-Indic 3
+        ({"name": 1_000_001}, lambda f: f.integer("name", maximum=1_000_000), "<= 1000000"),
+        ({"name": float("inf")}, lambda f: f.number("name"), "expected a number, got float inf"),
+        ({"name": 0}, lambda f: f.number("name", greater_than=0), "expected a number > 0, got 0"),
+        ({"name": 2.5}, lambda f: f.number("name", maximum=2), "expected a number <= 2, got 2.5"),
+    ],
+)
+def test_out_of_range_numbers_name_file_record_and_field(obj: dict, call, reason: str) -> None:
+    with pytest.raises(DataError) as err:
+        call(_fields(obj, record=4))
+    assert (err.value.record, err.value.field) == (4, "name")
+    assert reason in str(err.value)
+
+
+def test_box_is_positive_finite_and_bounded() -> None:
+    box = ("x", "y", "w", "h")
+    assert _fields({"x": -3, "y": 0, "w": 1.5, "h": 2}).box(box) == (-3, 0, 1.5, 2)
+    for change, field, reason in [
+        ({"w": 0}, "w", "> 0"),
+        ({"h": -4}, "h", "> 0"),
+        ({"x": -1}, "x", ">= 0"),  # with origin_minimum=0
+        ({"y": 1e300}, "y", "<= 1000000"),
+        ({"w": float("nan")}, "w", "expected a number"),
+    ]:
+        with pytest.raises(DataError, match=reason) as err:
+            _fields({"x": 0, "y": 0, "w": 1, "h": 1, **change}, record=2).box(box, origin_minimum=0)
+        assert (err.value.record, err.value.field) == (2, field)
+    # values from a list (COCO's bbox) are named by the keys given
+    with pytest.raises(DataError) as err:
+        _fields({}, record=0).box([f"bbox[{i}]" for i in range(4)], [0, 0, 5, 0])
+    assert err.value.field == "bbox[3]"
+
+
+@pytest.mark.parametrize("content", ["", "\n", "  \n\t\n  "])
+def test_no_records_in_an_empty_or_blank_jsonl_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"no records: expected at least one of answer, got an empty or blank file"):
+        list(jsonl_records(path, "answer"))
+    assert list(jsonl_records(path, "answer", allow_empty=True)) == []
+
+
+def test_no_records_in_an_empty_list() -> None:
+    with pytest.raises(DataError, match=r"^f\.json: no records: expected at least one of things, got an empty list"):
+        list(list_records("f.json", [], "things"))
+    assert list(list_records("f.json", [], "things", allow_empty=True)) == []

@@ -55,6 +55,8 @@ def test_desc_list_variant(tmp_path: Path) -> None:
         ([{"chosen": ["c"], "rejected": ["r"]}], 0, "image_id", "missing required field"),
         ([{"image_id": 1.5, "chosen": ["c"], "rejected": ["r"]}], 0, "image_id", "expected an integer or"),
         ([["c"]], 0, None, "expected a JSON object"),
+        ({"7": {"chosen": [" "], "rejected": ["r"]}}, "7", "chosen[0]", "non-empty string"),
+        ([{"image_id": 2**64, "chosen": ["c"], "rejected": ["r"]}], 0, "image_id", "does not fit in 64 bits"),
     ],
 )
 def test_desc_errors_are_located(tmp_path: Path, data: object, record: object, field: str | None, reason: str) -> None:
@@ -101,6 +103,9 @@ _GOOD = {"image_id": 1, "question": "Is there a cat?", "chosen": "No.", "reject"
         ({"question": 3}, "question", "expected a string"),
         ({"answer": 1}, "answer", "expected a string"),
         ({"image_id": None}, "image_id", "integer or non-empty string id"),
+        ({"question": " \n "}, "question", "non-empty string"),
+        ({"answer": ""}, "answer", "non-empty string"),
+        ({"chosen": ""}, "chosen", "non-empty string"),
     ],
 )
 def test_pope_data_errors_are_located(tmp_path: Path, change: dict, field: str, reason: str) -> None:
@@ -122,3 +127,32 @@ def test_pope_data_must_be_a_list(tmp_path: Path) -> None:
     path = _write(tmp_path / "pope_data.json", {"1": _GOOD})
     with pytest.raises(DataError, match="expected a JSON list of QA preference records, got dict"):
         read_pope_data(path)
+
+
+def test_desc_key_repeated_in_the_object_names_line_and_key(tmp_path: Path) -> None:
+    # json.load would keep the second "7" and silently drop the first image's rewrites
+    path = tmp_path / "desc_data.json"
+    path.write_text('{\n"7": {"chosen": ["a"], "rejected": ["b"]},\n"7": {"chosen": ["c"], "rejected": ["d"]}\n}')
+    with pytest.raises(DataError, match="duplicate key '7' at column 1") as err:
+        read_desc_data(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), 3, "7")
+
+
+@pytest.mark.parametrize(("reader", "empty"), [(read_desc_data, {}), (read_desc_data, []), (read_pope_data, [])])
+def test_no_records_is_allowed_only_when_asked(tmp_path: Path, reader, empty: object) -> None:
+    # mining writes {} / [] when it found nothing of one kind, and the trainer refuses zero pairs in total
+    path = _write(tmp_path / "data.json", empty)
+    assert reader(path) == []
+    with pytest.raises(DataError, match="no records") as err:
+        reader(path, allow_empty=False)
+    assert err.value.file == str(path)
+
+
+@pytest.mark.parametrize("reader", [read_desc_data, read_pope_data])
+@pytest.mark.parametrize("content", [b"", b"  \n", b'[{"image_id": 1, "question": "Is it\xff?"}]'])
+def test_empty_blank_or_non_utf8_file_is_an_error(tmp_path: Path, reader, content: bytes) -> None:
+    path = tmp_path / "data.json"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"no records|not UTF-8 text: byte 0xff at column 36") as err:
+        reader(path)
+    assert err.value.file == str(path)

@@ -69,3 +69,12 @@ def test_conversation_errors(tmp_path: Path, conv: dict, field: str, reason: str
 def test_conversations_must_be_a_list(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="expected a JSON list of conversation records, got dict"):
         read_llava_conversations(_write(tmp_path / "llava_instruct.json", {"a": _conv("a", *_QA)}))
+
+
+@pytest.mark.parametrize("content", ["[]", "", " \n"])
+def test_no_conversation_is_an_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "llava_instruct.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match="no records") as err:
+        read_llava_conversations(path)
+    assert err.value.file == str(path)

@@ -46,6 +46,8 @@ def test_bare_questions_need_no_label(tmp_path: Path) -> None:
         (_q(2, "Yes"), "label", "expected one of 'yes', 'no', got str 'Yes'"),
         (_q("2"), "question_id", "expected an integer"),  # type: ignore[arg-type]
         (_q(2, text=""), "text", "non-empty string"),
+        (_q(2, text=" \n\t"), "text", "non-empty string"),
+        (_q(2**63), "question_id", "does not fit in 64 bits"),
         ({"question_id": 2, "text": "Is there a cat?", "label": "no"}, "image", "missing required field"),
     ],
 )
@@ -87,6 +89,8 @@ def test_answers(tmp_path: Path) -> None:
         ({"question_id": 2}, "answer", "missing required field"),
         ({"question_id": 2, "answer": ["no"]}, "answer", "expected a string"),
         ({"question_id": 2, "answer": "no", "question": 5}, "question", "expected a string"),
+        ({"question_id": 2, "answer": "no", "question": "  "}, "question", "non-empty string"),
+        ({"question_id": -(2**63) - 1, "answer": "no"}, "question_id", "does not fit in 64 bits"),
     ],
 )
 def test_answer_errors(tmp_path: Path, bad: dict, field: str, reason: str) -> None:
@@ -95,3 +99,31 @@ def test_answer_errors(tmp_path: Path, bad: dict, field: str, reason: str) -> No
         read_pope_answers(path)
     assert (err.value.line, err.value.field) == (2, field)
     assert "answers.jsonl, line 2" in str(err.value)
+
+
+@pytest.mark.parametrize("reader", [read_pope_questions, read_pope_answers])
+@pytest.mark.parametrize("content", ["", "\n\n", "  \t\n"])
+def test_empty_or_blank_file_has_no_records(tmp_path: Path, reader, content: str) -> None:
+    path = tmp_path / "coco_pope_random.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match="no records: expected at least one of POPE") as err:
+        reader(path)
+    assert err.value.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        (b'{"question_id": 2, "question_id": 3, "answer": "no"}', "question_id", "duplicate key 'question_id'"),
+        (b'{"question_id": NaN, "answer": "no"}', None, "non-finite number NaN"),
+        (b'{"question_id": 1e999, "answer": "no"}', None, "number 1e999"),
+        (b'{"question_id": 2, "answer": "n\xf6"}', None, "not UTF-8 text: byte 0xf6 at column 32"),
+    ],
+)
+def test_raw_line_problems_name_file_and_line(tmp_path: Path, line: bytes, field: str | None, reason: str) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(b'{"question_id": 1, "answer": "yes"}\n' + line + b"\n")
+    with pytest.raises(DataError, match=reason) as err:
+        read_pope_answers(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), 2, field)
+    assert str(err.value).startswith(f"{path}, line 2")

@@ -42,6 +42,9 @@ def test_val_images_with_and_without_embedded_record(tmp_path: Path) -> None:
         ({"image_id": 6, "image": {**_VG, "image_id": 6, "url": 3}}, "image.url", "expected a string"),
         ({"image_id": 6, "image": _VG}, "image.image_id", "embedded image record has id 5, entry has 6"),
         ({"image_id": 6, "image": "6.jpg"}, "image", "expected a VG image record"),
+        ({"image_id": 2**63}, "image_id", "does not fit in 64 bits"),
+        ({"image_id": "99999999999999999999"}, "image_id", "does not fit in 64 bits"),
+        ({"image_id": 6, "image": {**_VG, "image_id": 6, "width": 10**7}}, "image.width", "<= 1000000"),
     ],
 )
 def test_val_images_errors(tmp_path: Path, entry: dict, field: str, reason: str) -> None:
@@ -83,6 +86,7 @@ def test_factual_duplicate_across_parts_names_both(tmp_path: Path) -> None:
         ({"5": "a"}, "5", "expected a list"),
         ({"5": ["a", None]}, "5[1]", "expected a string"),
         (["5", ["a"]], None, "expected a JSON object"),
+        ({"5": ["a", " "]}, "5[1]", "non-empty string"),
     ],
 )
 def test_factual_errors(tmp_path: Path, line: object, field: str | None, reason: str) -> None:
@@ -98,3 +102,35 @@ def test_factual_bad_json_line(tmp_path: Path) -> None:
     path.write_text('{"1": ["ok"]}\n{"2": ["x"]\n')
     with pytest.raises(DataError, match=r"shr_factual_part1\.jsonl, line 2: invalid JSON"):
         read_shr_factual(path)
+
+
+@pytest.mark.parametrize("content", ["[]", "", "\n \n"])
+def test_val_images_without_records_are_an_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "val_images_final.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match="no records") as err:
+        read_shr_images(path)
+    assert err.value.file == str(path)
+
+
+def test_factual_parts_need_a_record_between_them(tmp_path: Path) -> None:
+    part1 = _lines(tmp_path / "shr_factual_part1.jsonl", {"5": ["a"]})
+    part2 = tmp_path / "shr_factual_part2.jsonl"
+    part2.write_text("\n")
+    # a one-image world writes an empty second part: that is fine while the other part has the image
+    assert read_shr_factual([part1, part2]) == {"5": ["a"]}
+    with pytest.raises(DataError, match="no records: expected at least one of single-key object") as err:
+        read_shr_factual(part2)
+    assert err.value.file == str(part2)
+    part1.write_text("")
+    with pytest.raises(DataError, match="no records") as err:
+        read_shr_factual([part1, part2])
+    assert err.value.file == f"{part1}, {part2}"
+
+
+def test_factual_repeated_key_in_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "shr_factual_part1.jsonl"
+    path.write_text('{"1": ["ok"]}\n{"2": ["a"], "2": ["b"]}\n')
+    with pytest.raises(DataError, match="duplicate key '2'") as err:
+        read_shr_factual(path)
+    assert (err.value.line, err.value.field) == (2, "2")

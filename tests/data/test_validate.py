@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from hadpo.data.layout import DataLayout
 from hadpo.data.validate import KINDS, validate
@@ -24,6 +25,13 @@ def _lines(path: Path, *records: object) -> Path:
     return path
 
 
+def _image(path: Path) -> Path:
+    """A real 8x8 image (validate decodes every image, so placeholder bytes would be unreadable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(path, format="JPEG" if path.suffix == ".jpg" else "PNG")
+    return path
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A data root with two VG images on disk (ids 1 and 2) and image 3 listed but absent."""
@@ -33,8 +41,7 @@ def root(tmp_path: Path) -> Path:
         for i in (1, 2, 3)
     ])
     for i in (1, 2):
-        (layout.vg_dir / "VG_100K").mkdir(parents=True, exist_ok=True)
-        (layout.vg_dir / "VG_100K" / f"{i}.png").write_bytes(b"png")
+        _image(layout.vg_dir / "VG_100K" / f"{i}.png")
     return layout.root
 
 
@@ -110,7 +117,7 @@ def test_vg_objects_and_regions(tmp_path: Path) -> None:
 def test_coco_images_under_root(tmp_path: Path) -> None:
     images = tmp_path / "val2014"
     images.mkdir()
-    (images / "a.jpg").write_bytes(b"jpg")
+    _image(images / "a.jpg")
     path = _write(tmp_path / "instances.json", {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4},
                    {"id": 2, "file_name": "b.jpg", "width": 4, "height": 4}],
@@ -128,7 +135,7 @@ def _q(qid: int, image: str, label: str | None) -> dict:
 
 
 def test_pope_counts_labels_and_missing_images_once_per_file(tmp_path: Path) -> None:
-    (tmp_path / "a.jpg").write_bytes(b"jpg")
+    _image(tmp_path / "a.jpg")
     path = _lines(tmp_path / "coco_pope_random.json",
                   _q(1, "a.jpg", "yes"), _q(2, "a.jpg", "no"), _q(3, "b.jpg", "yes"), _q(4, "b.jpg", "no"),
                   _q(5, "c.jpg", "no"))
@@ -138,8 +145,10 @@ def test_pope_counts_labels_and_missing_images_once_per_file(tmp_path: Path) -> 
     assert [(m.record, Path(m.path).name) for m in report.missing_images] == [(3, "b.jpg"), (5, "c.jpg")]
     with pytest.raises(DataError) as err:
         validate("pope", path, images_root=tmp_path)
-    assert str(err.value).endswith("b.jpg (and 1 more missing image)")
-    assert (err.value.record, err.value.field) == (3, "image")
+    # one error for both, each with its record; the field is common to both
+    assert str(err.value) == (f"{path}, field 'image': 2 unreadable images: {tmp_path / 'b.jpg'} (missing; record 3), "
+                              f"{tmp_path / 'c.jpg'} (missing; record 5)")
+    assert (err.value.record, err.value.field) == (None, "image")
 
 
 def test_pope_bare_and_partly_labelled(tmp_path: Path) -> None:
@@ -178,7 +187,7 @@ def test_shr_factual_takes_both_parts(tmp_path: Path) -> None:
 
 
 def test_llava_counts_kinds_and_checks_images(tmp_path: Path) -> None:
-    (tmp_path / "1.png").write_bytes(b"png")
+    _image(tmp_path / "1.png")
     turns = [{"from": "human", "value": "<image>\nDescribe."}, {"from": "gpt", "value": "A circle."}]
     path = _write(tmp_path / "llava_instruct.json", [
         {"id": "a", "image": "1.png", "conversations": turns, "kind": "description"},
@@ -200,3 +209,95 @@ def test_bad_arguments(tmp_path: Path) -> None:
         validate("pope-answers", path, images_root=tmp_path / "absent")
     with pytest.raises(DataError, match="file not found"):
         validate("desc", tmp_path / "absent.json")
+
+
+def _truncated_png(path: Path) -> Path:
+    """A PNG cut off in the middle of its pixel data: it opens (the header is intact) but cannot be decoded."""
+    full = _image(path.with_name("full_" + path.name))
+    Image.effect_noise((64, 64), 50).save(full)  # noise compresses badly, so the pixel data spans the cut
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_images_are_decoded_and_every_unreadable_one_is_listed(tmp_path: Path) -> None:
+    _image(tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").write_bytes(b"")
+    (tmp_path / "c.jpg").write_text("not an image")
+    _truncated_png(tmp_path / "e.jpg")
+    path = _lines(tmp_path / "coco_pope_random.json", _q(1, "a.jpg", "yes"), _q(2, "b.jpg", "no"),
+                  _q(3, "c.jpg", "no"), _q(4, "d.jpg", "yes"), _q(5, "e.jpg", "no"), _q(6, "b.jpg", "yes"))
+    report = validate("pope", path, images_root=tmp_path, allow_missing=True)
+    assert not report.ok
+    assert [(m.record, Path(m.path).name) for m in report.missing_images] == [(4, "d.jpg")]  # as before: missing only
+    assert [(u.ref.record, Path(u.ref.path).name, u.reason.split(":")[0]) for u in report.unreadable_images] == [
+        (2, "b.jpg", "0 bytes"), (3, "c.jpg", "cannot decode"), (5, "e.jpg", "cannot decode")]
+    assert report.to_dict()["unreadable_images"][0] == {"path": str(tmp_path / "b.jpg"), "record": 2,
+                                                        "field": "image", "reason": "0 bytes"}
+    with pytest.raises(DataError) as err:
+        validate("pope", path, images_root=tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}, field 'image': 4 unreadable images: {tmp_path / 'b.jpg'} (0 bytes; record 2), "
+                              f"{tmp_path / 'c.jpg'} (cannot decode: ")
+    # file order, each image once (b.jpg is asked about twice)
+    assert [name for name in ("b.jpg", "c.jpg", "d.jpg (missing; record 4)", "e.jpg") if name in message] == [
+        "b.jpg", "c.jpg", "d.jpg (missing; record 4)", "e.jpg"]
+    assert message.count("b.jpg") == 1
+    # decode=False looks images up only, as before
+    assert validate("pope", path, images_root=tmp_path, allow_missing=True, decode=False).unreadable_images == ()
+
+
+def test_one_corrupt_vg_image_names_record_field_and_reason(root: Path) -> None:
+    corrupt = _truncated_png(root / "VG" / "VG_100K" / "2.png")
+    path = _write(root / "desc_data.json", {"1": {"chosen": ["c"], "rejected": ["r"]},
+                                            "2": {"chosen": ["c"], "rejected": ["r"]}})
+    with pytest.raises(DataError) as err:
+        validate("desc", path, images_root=root)
+    assert (err.value.record, err.value.field) == ("2", "image_id")
+    assert str(err.value).startswith(f"{path}, record '2', field 'image_id': unreadable image {corrupt}: cannot decode")
+
+
+def test_cli_fails_on_a_corrupt_image_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hadpo.cli import main
+
+    (tmp_path / "a.jpg").write_bytes(b"")
+    path = _lines(tmp_path / "coco_pope_random.json", _q(1, "a.jpg", "yes"))
+    assert main(["validate", "--kind", "pope", str(path), "--images-root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {path}, record 1, field 'image': unreadable image {tmp_path / 'a.jpg'}: 0 bytes\n"
+
+
+#: one file that holds no record, in each kind's own container
+_NO_RECORDS = {"desc": "{}", "pope-data": "[]", "vg-images": "[]", "vg-objects": "[]", "vg-regions": "[]",
+               "coco": '{"images": [], "categories": [], "annotations": []}', "pope": "", "pope-answers": "\n",
+               "shr-images": "[]", "shr-factual": "", "llava": "[]"}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("content", ["", " \n\t\n", None])
+def test_every_kind_rejects_a_file_without_records(tmp_path: Path, kind: str, content: str | None) -> None:
+    # None: the kind's empty container ({} / [] / blank lines); each used to validate with 0 records and exit 0
+    path = tmp_path / "input.json"
+    path.write_text(_NO_RECORDS[kind] if content is None else content)
+    with pytest.raises(DataError) as err:
+        validate(kind, path)
+    assert err.value.file == str(path)
+    assert "no records" in str(err.value) or "non-empty list" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_desc_repeated_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "desc_data.json"
+    path.write_text('{"1": {"chosen": ["c"], "rejected": ["r"]},\n "1": {"chosen": ["d"], "rejected": ["s"]}}')
+    with pytest.raises(DataError, match="duplicate key '1'") as err:
+        validate("desc", path)
+    assert (err.value.line, err.value.field) == (2, "1")
+
+
+def test_non_utf8_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(b'{"question_id": 1, "answer": "yes"}\n{"question_id": 2, "answer": "\xff"}\n')
+    with pytest.raises(DataError, match="not UTF-8 text") as err:
+        validate("pope-answers", path)
+    assert (err.value.file, err.value.line) == (str(path), 2)

@@ -48,6 +48,10 @@ def test_image_data_accepts_v12_id_key(tmp_path: Path) -> None:
         ({**_img(2), "url": "x.jpg"}, "url", "two path components"),
         ({k: v for k, v in _img(2).items() if k != "url"}, "url", "missing required field"),
         ({**_img(2), "coco_id": "5"}, "coco_id", "expected an integer"),
+        ({**_img(2), "width": 1_000_001}, "width", "<= 1000000"),
+        ({**_img(2), "height": 10**30}, "height", "does not fit in 64 bits"),
+        (_img(2**63), "image_id", "does not fit in 64 bits"),
+        ({**_img(2), "coco_id": -(2**64)}, "coco_id", "does not fit in 64 bits"),
     ],
 )
 def test_image_data_errors(tmp_path: Path, record: dict, field: str, reason: str) -> None:
@@ -83,7 +87,11 @@ def test_objects_by_image_in_file_order(tmp_path: Path) -> None:
         ({"image_id": 3, "objects": []}, "image_id", "duplicate image id 3"),
         ({"image_id": 4, "objects": {}}, "objects", "expected a list"),
         ({"image_id": 4, "objects": [_obj(1, names=[])]}, "objects[0].names", "non-empty list"),
-        ({"image_id": 4, "objects": [_obj(1, w=-1)]}, "objects[0].w", ">= 0"),
+        ({"image_id": 4, "objects": [_obj(1, w=-1)]}, "objects[0].w", "> 0"),
+        ({"image_id": 4, "objects": [_obj(1, w=0)]}, "objects[0].w", "expected a number > 0, got 0"),
+        ({"image_id": 4, "objects": [_obj(1, h=0.0)]}, "objects[0].h", "> 0"),
+        ({"image_id": 4, "objects": [_obj(1, x=1e300)]}, "objects[0].x", "<= 1000000"),
+        ({"image_id": 4, "objects": [_obj(2**70)]}, "objects[0].object_id", "does not fit in 64 bits"),
         ({"image_id": 4, "objects": [{"object_id": 1, "x": 0, "y": 0, "w": 1, "h": 1}]}, "objects[0].name",
          "missing required field"),
         ({"objects": []}, "image_id", "missing required field"),
@@ -122,6 +130,9 @@ def test_regions_indexed_by_id_or_first_region(tmp_path: Path) -> None:
         ({"id": 8, "regions": [_region(3, 9)]}, "regions[0].image_id", "region of image 9 listed under image 8"),
         ({"id": 8, "regions": [{**_region(3, 8), "phrase": None}]}, "regions[0].phrase", "expected a string"),
         ({"id": 8, "regions": [{**_region(3, 8), "height": "8"}]}, "regions[0].height", "expected a number"),
+        ({"id": 8, "regions": [{**_region(3, 8), "width": 0}]}, "regions[0].width", "> 0"),
+        ({"id": 8, "regions": [{**_region(3, 8), "height": -2}]}, "regions[0].height", "> 0"),
+        ({"id": 8, "regions": [{**_region(3, 8), "y": -2e6}]}, "regions[0].y", ">= -1000000"),
     ],
 )
 def test_regions_errors(tmp_path: Path, entry: dict, field: str, reason: str) -> None:
@@ -130,3 +141,38 @@ def test_regions_errors(tmp_path: Path, entry: dict, field: str, reason: str) ->
         read_vg_regions(path)
     assert (err.value.record, err.value.field) == (1, field)
     assert "region_descriptions.json, record 1" in str(err.value)
+
+
+def test_region_boxes_may_start_outside_the_image(tmp_path: Path) -> None:
+    # VG 1.2 has thousands of regions with a negative x or y (e.g. y = -904); they are kept, not refused
+    path = _write(tmp_path / "region_descriptions.json", [{"id": 7, "regions": [{**_region(1, 7), "y": -904}]}])
+    assert read_vg_regions(path)[7][0].y == -904
+
+
+@pytest.mark.parametrize("reader", [read_vg_images, read_vg_objects, read_vg_regions])
+@pytest.mark.parametrize(("content", "reason"), [("[]", "no records"), ("", "no records"), (" \n ", "no records")])
+def test_files_without_records_are_errors(tmp_path: Path, reader, content: str, reason: str) -> None:
+    path = tmp_path / "vg.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=reason) as err:
+        reader(path)
+    assert err.value.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "reason"),
+    [
+        ('[{"image_id": 1, "objects": [\n{"object_id": 1, "x": NaN, "y": 0, "w": 1, "h": 1, "name": "a"}]}]', 2, None,
+         "non-finite number NaN"),
+        ('[{"image_id": 1,\n "objects": [], "image_id": 2}]', 2, "image_id", "duplicate key 'image_id'"),
+        ('[{"image_id": 1, "objects": [\n{"object_id": 1, "x": 0, "y": 0, "w": 1e400, "h": 1, "name": "a"}]}]', 2,
+         None, "number 1e400"),
+    ],
+)
+def test_raw_json_problems_name_file_and_line(tmp_path: Path, text: str, line: int, field: str | None,
+                                              reason: str) -> None:
+    path = tmp_path / "objects.json"
+    path.write_text(text)
+    with pytest.raises(DataError, match=reason) as err:
+        read_vg_objects(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), line, field)

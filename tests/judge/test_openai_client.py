@@ -204,3 +204,20 @@ def test_keyless_server_and_shared_cache_object(server, tmp_path):
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ParamsError, match=field):
         JudgeSpec.from_dict({field: value})
+
+
+@pytest.mark.parametrize("pasted", ["sk-proj-4f1d9c0b7a2e", "4f1d 9c0b", "key=abc", "1PASSWORD"])
+def test_a_key_pasted_into_api_key_env_is_refused_without_echoing_it(pasted):
+    with pytest.raises(ParamsError, match="api_key_env") as refused:
+        JudgeSpec.from_dict({"api_key_env": pasted})
+    assert pasted not in str(refused.value)
+
+
+def test_a_short_key_is_not_scrubbed_and_is_warned_about(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "k")
+    server.fail_next([StubResponse(status=400, body={"error": {"message": "fake server says no"}})])
+    with pytest.warns(UserWarning, match=rf"\${KEY_ENV} is suspiciously short \(1 characters\)"):
+        client = make_client(server, tmp_path)
+    with client:
+        failed = client.complete([ChatRequest.user("a")])[0]
+    assert "fake server says no" in (failed.error or "")

@@ -57,6 +57,17 @@ def test_records_are_dropped_with_their_reason_and_missing_images_listed(release
     assert read_json(cfg.run_dir + "/data_stats.json") == json.loads(json.dumps(stats))
 
 
+def test_an_undecodable_image_is_dropped_like_a_missing_one(released):
+    cfg, t, _ = released
+    world = load_world(cfg.data_root)
+    world.images[int(t[3])].path.write_bytes(b"")  # a download that never arrived
+    stats = prepare_released(cfg)
+    assert [(m["image_id"], m["reason"], m["used_by"]) for m in stats["missing_images"]] == [
+        (t[2], "missing", ["desc", "pope"]), (t[3], "0 bytes", ["desc"])]
+    assert stats["records"]["desc"]["dropped"] == {"leak": 1, "missing_image": 2}
+    assert t[3] not in read_json(cfg.run_dir + "/desc_data.json")
+
+
 def test_training_files_keep_released_fields_and_load_for_training(released):
     cfg, t, _ = released
     prepare_data(cfg)
@@ -78,4 +89,17 @@ def test_leaks_can_be_kept_and_malformed_files_are_located(released):
     with open(folder + "/pope_data.json", "w") as fh:
         json.dump(data, fh)
     with pytest.raises(DataError, match=r"pope_data.json.*record 1.*field 'chosen'"):
+        prepare_released(cfg)
+
+
+def test_one_empty_file_is_a_partial_release_both_empty_is_an_error(released):
+    cfg, _, _ = released
+    folder = cfg.data_root + "/hadpo/llava-v1.5"
+    with open(folder + "/pope_data.json", "w") as fh:
+        fh.write("[]")
+    stats = prepare_released(cfg)
+    assert stats["records"]["pope"]["total"] == 0 and list(stats["validation"]) == ["desc"]
+    with open(folder + "/desc_data.json", "w") as fh:
+        fh.write("{}")
+    with pytest.raises(DataError, match="no records: both preference files are empty"):
         prepare_released(cfg)

@@ -79,3 +79,24 @@ def test_unreadable_image_names_file_and_id(tiny_loaded, tmp_path):
     with pytest.raises(DataError, match="record '7'"):
         describe_images([("7", bad)], tmp_path / "d.jsonl", tiny_loaded, DescribeParams(max_new_tokens=2),
                         progress=False)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_a_killed_and_resumed_sampled_run_equals_an_uninterrupted_one(tiny_loaded, images, tmp_path, num_beams):
+    params = DescribeParams(num_beams=num_beams, max_new_tokens=12, batch_size=2, do_sample=True,
+                            sample_top_p=0.9, sample_seed=7)
+    whole = tmp_path / "whole.jsonl"
+    describe_images(images, whole, tiny_loaded, params, progress=False)
+    resumed = tmp_path / "resumed.jsonl"
+    describe_images(images[:2], resumed, tiny_loaded, params, progress=False)  # killed after the first batch
+    with resumed.open("a") as fh:
+        fh.write('{"image_id": 102, "resp')  # ...while writing the second
+    describe_images(images, resumed, tiny_loaded, params, progress=False)
+    assert resumed.read_bytes() == whole.read_bytes()
+    # Each image has its own seed: the batch it lands in does not matter, the run's seed does.
+    alone = describe_images(images, tmp_path / "alone.jsonl", tiny_loaded, params.replace(batch_size=1),
+                            progress=False)
+    assert [r["response"] for r in alone] == [r["response"] for r in read_jsonl(whole)]
+    other = describe_images(images, tmp_path / "other.jsonl", tiny_loaded, params.replace(sample_seed=8),
+                            progress=False)
+    assert [r["response"] for r in other] != [r["response"] for r in alone]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from hadpo.distributed import DistContext
 from hadpo.errors import DataError, ParamsError
@@ -18,7 +19,8 @@ from hadpo.io import read_jsonl
 from hadpo.models.loading import load_model
 from hadpo.specs import ModelSpec
 from hadpo.train.config import TrainConfig
-from hadpo.train.stage import CONFIG_FILE, launch_command, launch_training
+from hadpo.train.launch import TrainingFailed
+from hadpo.train.stage import CONFIG_FILE, holds_progress, launch_command, launch_training
 
 CPU = DistContext(rank=0, local_rank=0, world_size=1, device="cpu")
 
@@ -117,8 +119,39 @@ def test_finished_run_is_skipped_and_changed_config_refused(tmp_path, tiny_model
     lines: list[str] = []
     launch_training(cfg, echo=lines.append)
     assert any("skipping" in line for line in lines)
-    with pytest.raises(FileExistsError, match="different config"):
+    with pytest.raises(ParamsError, match="different config"):
         launch_training(cfg.replace(learning_rate=1e-3), echo=None)
+
+
+def test_config_of_a_run_that_never_stepped_does_not_block(tmp_path, tiny_model_dir, train_world) -> None:
+    typo = _dpo(tmp_path, tiny_model_dir, train_world, max_steps=1).replace(model=str(tmp_path / "no-such-model"))
+    with pytest.raises(TrainingFailed):
+        launch_training(typo, echo=None)
+    assert not holds_progress(Path(typo.output_dir))
+    fixed = typo.replace(model=str(tiny_model_dir))
+    assert launch_training(fixed, echo=None)["steps"] == 1
+
+
+def test_a_data_error_in_the_child_is_one_line_and_its_traceback_goes_to_the_log(
+        tmp_path, tiny_model_dir, train_world, capsys) -> None:
+    import json
+
+    from hadpo.cli import main
+
+    bad = tmp_path / "pope_data.json"
+    records = json.loads((train_world / "hadpo" / "llava-v1.5" / "pope_data.json").read_text())
+    del records[3]["image_id"]
+    bad.write_text(json.dumps(records))
+    cfg = _dpo(tmp_path, tiny_model_dir, train_world, pope_data=str(bad), max_steps=1)
+    params = tmp_path / "train.yaml"
+    params.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert main(["train", "-f", str(params)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = f"{bad}, record 3, field 'image_id': missing required field"
+    assert err == [f"hadpo train: error: training exited with code 1: {expected}; full log: "
+                   f"{Path(cfg.output_dir) / 'train.log'}"]
+    log = (Path(cfg.output_dir) / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and f"(rank 0): error: {expected}" in log
 
 
 def test_preflight_names_the_record_before_training(tiny_model_dir, train_world, tmp_path) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hadpo.data.images import ImageRef
 from hadpo.data.layout import DataLayout
 from hadpo.data.pope_files import PopeQuestion, read_pope_questions
 from hadpo.distributed import DistContext
@@ -305,10 +306,27 @@ def merge_answers(set_dir: Path) -> Path:
     return out
 
 
+def image_folder(cfg: PopeConfig) -> Path:
+    """The folder holding the questions' ``image`` files: ``cfg.images_dir`` or the layout's COCO val2014."""
+    return Path(cfg.images_dir) if cfg.images_dir else DataLayout(cfg.data_root).coco_images
+
+
+def pending_image_refs(cfg: PopeConfig, pope_sets: Sequence[str]) -> list[ImageRef]:
+    """The images that questions not yet answered in ``<run_dir>/<set>/`` will read, for the pre-flight check."""
+    folder = image_folder(cfg)
+    refs = []
+    for pope_set in pope_sets:
+        done = answered_ids(Path(cfg.run_dir) / pope_set)
+        qfile = str(questions_path(cfg, pope_set))
+        refs += [ImageRef(str(folder / q.image), record=q.question_id, field="image", file=qfile)
+                 for q in load_questions(cfg, pope_set) if q.question_id not in done]
+    return refs
+
+
 def _image_loader(cfg: PopeConfig, qfile: Path) -> Callable[[PopeQuestion], Image.Image]:
     from PIL import Image
 
-    folder = Path(cfg.images_dir) if cfg.images_dir else DataLayout(cfg.data_root).coco_images
+    folder = image_folder(cfg)
 
     def load(q: PopeQuestion) -> Image.Image:
         path = folder / q.image
@@ -340,11 +358,13 @@ def run_inference(
     qfile = questions_path(cfg, pope_set)
     questions = load_questions(cfg, pope_set)
     protocol = build_protocol(cfg, pope_set, ctx)
-    # Every rank checks (read-only) so all of them fail together instead of some waiting at a barrier.
-    check_protocol(set_dir / PROTOCOL_FILE, protocol)
     done = answered_ids(set_dir)
+    # A protocol guards answers; one left by a run that wrote none (a typo'd model path, say) never blocks.
+    # Every rank checks (read-only) so all of them fail together instead of some waiting at a barrier.
+    if done:
+        check_protocol(set_dir / PROTOCOL_FILE, protocol)
     ctx.barrier()  # all ranks have read the answered ids before anyone appends
-    if ctx.is_main and not (set_dir / PROTOCOL_FILE).is_file():
+    if ctx.is_main and (not done or not (set_dir / PROTOCOL_FILE).is_file()):
         atomic_write_json(set_dir / PROTOCOL_FILE, protocol)
 
     pending = [q for q in questions if q.question_id not in done]

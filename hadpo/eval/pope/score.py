@@ -21,7 +21,8 @@ Metrics (positive class "yes"; ``n`` answers, ``u`` of them unparseable, which a
     yes_ratio = (TP + FP) / n             (share of answers PREDICTED yes, not of yes labels)
 
 A ratio whose denominator is 0 — precision of a model that never says yes, F1 when P + R = 0 — is defined as
-0.0, so an always-no model scores precision = recall = F1 = 0 instead of raising.
+0.0, so an always-no model scores precision = recall = F1 = 0 instead of raising. Scoring no answer at all is an
+error, not an accuracy of 0.0.
 """
 
 from __future__ import annotations
@@ -72,9 +73,14 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def compute_metrics(predictions: Sequence[Prediction], labels: Sequence[str]) -> dict[str, Any]:
-    """Confusion counts and ratios for aligned ``predictions`` and ``labels`` (see the module docstring)."""
+    """Confusion counts and ratios for aligned ``predictions`` and ``labels`` (see the module docstring).
+
+    Raises ValueError for no labels: every ratio would be 0/0, not a score.
+    """
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    if not labels:
+        raise ValueError("no answers to score: POPE metrics need at least one labelled question")
     tp = fp = tn = fn = unparseable = 0
     for pred, label in zip(predictions, labels, strict=True):
         if pred is None:
@@ -147,8 +153,13 @@ def score_answers(
     answers_file: str | Path = "<answers>",
     labels_file: str | Path = "<labels>",
 ) -> dict[str, Any]:
-    """Metrics of ``answers`` against the labels of ``questions`` under ``rule`` (ids matched exactly)."""
+    """Metrics of ``answers`` against the labels of ``questions`` under ``rule`` (ids matched exactly).
+
+    No question (an empty label file, or a limit of 0) is a :class:`DataError` naming the label file.
+    """
     parse = get_rule(rule)
+    if not questions:
+        raise DataError(labels_file, "no records: there is no question to score")
     pairs = match_answers(answers, questions, answers_file=answers_file, labels_file=labels_file)
     unlabelled = next((q for q, _ in pairs if q.label is None), None)
     if unlabelled is not None:
@@ -164,6 +175,9 @@ def score_files(answers_path: str | Path, labels_path: str | Path, *, rule: Rule
     With ``limit`` only the first ``limit`` questions of the label file are in scope (as ``pope-run`` with a
     limit answers them), and answers to later ones are set aside.
     """
+    if limit is not None and limit < 1:
+        # questions[:0] would score nothing, and a negative limit would silently drop the last questions
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
     answers, questions = read_pope_answers(answers_path), read_pope_questions(labels_path)
     if limit is not None:
         questions = questions[:limit]

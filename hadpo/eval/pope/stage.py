@@ -16,13 +16,15 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hadpo.data.images import preflight_images
 from hadpo.data.layout import POPE_SETS
 from hadpo.data.pope_files import read_pope_answers
 from hadpo.distributed import init_distributed, teardown
 from hadpo.eval.pope.config import PopeConfig
-from hadpo.eval.pope.infer import load_questions, questions_path, run_inference
+from hadpo.eval.pope.infer import load_questions, pending_image_refs, questions_path, run_inference
 from hadpo.eval.pope.score import score_answers
 from hadpo.io import atomic_write_json, atomic_write_text, read_json
+from hadpo.runlock import run_lock
 
 if TYPE_CHECKING:
     from hadpo.models.loading import LoadedModel
@@ -123,30 +125,36 @@ def run_pope(cfg: PopeConfig) -> dict[str, dict[str, Any]]:
     Resumable: answered questions are skipped, and the model is loaded only if something is left to answer.
     Under ``torchrun`` every rank calls it and answers its shard; rank 0 merges, scores and writes; every rank
     returns the same metrics.
+    The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
     """
     from hadpo.models.loading import load_model
 
-    ctx = init_distributed(cfg.model_spec.device)
-    loaded: LoadedModel | None = None
+    # One writer per run folder; the ranks of one torchrun job share it, so rank 0 holds it for them.
+    with run_lock(cfg.run_dir, what="POPE", main_rank_only=True):
+        ctx = init_distributed(cfg.model_spec.device)
+        loaded: LoadedModel | None = None
 
-    def get_model() -> LoadedModel:
-        nonlocal loaded
-        if loaded is None:
-            loaded = load_model(cfg.model_spec.replace(device=ctx.device))
-        return loaded
+        def get_model() -> LoadedModel:
+            nonlocal loaded
+            if loaded is None:
+                loaded = load_model(cfg.model_spec.replace(device=ctx.device))
+            return loaded
 
-    try:
-        for pope_set in cfg.sets:
-            run_inference(cfg, pope_set, ctx, get_model)
+        try:
+            # Pre-flight, before any model loads: every image still to be answered, in every set, must decode.
+            preflight_images(pending_image_refs(cfg, cfg.sets), progress=cfg.progress and ctx.is_main,
+                             desc="check POPE images")
+            for pope_set in cfg.sets:
+                run_inference(cfg, pope_set, ctx, get_model)
+                if ctx.is_main:
+                    score_set(cfg, pope_set)
             if ctx.is_main:
-                score_set(cfg, pope_set)
-        if ctx.is_main:
-            write_tables(cfg.run_dir)
-        ctx.barrier()
-        return {s: read_json(Path(cfg.run_dir) / s / METRICS_FILE) for s in cfg.sets}
-    finally:
-        if ctx.created:
-            teardown()
+                write_tables(cfg.run_dir)
+            ctx.barrier()
+            return {s: read_json(Path(cfg.run_dir) / s / METRICS_FILE) for s in cfg.sets}
+        finally:
+            if ctx.created:
+                teardown()
 
 
 #: The stage's entry point (notebook 03): :func:`run_pope`.

@@ -147,7 +147,12 @@ def shr_metrics(
     num_tokens: Mapping[str, int] | None = None,
     counting: Counting = "kit",
 ) -> dict[str, Any]:
-    """``metrics.json`` content from ``judgement.json`` content and every described image's response."""
+    """``metrics.json`` content from ``judgement.json`` content and every described image's response.
+
+    Raises ValueError when there is no described image: every per-image value would be a silent 0.
+    """
+    if not responses:
+        raise ValueError("no described images: SHR needs at least one image to score")
     runs = {name: run_metrics(run, counting) for name, run in judgements.items()}
     ratios = [m["hal_sents_ratio"] for m in runs.values()]
     texts = list(responses.values())

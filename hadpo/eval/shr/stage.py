@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hadpo.data.images import ImageRef, preflight_images
 from hadpo.errors import DataError, JudgeIncomplete
 from hadpo.eval.shr.config import ShrConfig
 from hadpo.eval.shr.inputs import ShrImageInput, load_shr_inputs
@@ -40,6 +41,7 @@ from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_f
 from hadpo.judge import ChatClient, JudgeContext, build_judge
 from hadpo.judge.ask import resume
 from hadpo.manifest import environment
+from hadpo.runlock import run_lock
 
 NOTEBOOK = "04_shr"
 Config = ShrConfig
@@ -210,37 +212,54 @@ def _recorded_descriptions(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> d
     return done if all(i.image_id in done for i in inputs) else None
 
 
+def _images_to_describe(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> list[ImageRef]:
+    """The images the describe step will read: those without a record in ``descriptions.jsonl`` yet."""
+    from hadpo.data.layout import DataLayout
+
+    done = {str(r.get("image_id")) for r in read_jsonl_tolerant(Path(cfg.run_dir) / DESCRIPTIONS_FILE)
+            if isinstance(r, dict)}
+    source = str(DataLayout(cfg.data_root).shr_val_images)
+    return [ImageRef(str(i.image_path), record=i.image_id, field="image_id", file=source) for i in inputs
+            if i.image_id not in done]
+
+
 def run_shr(cfg: ShrConfig) -> dict[str, Any]:
-    """Describe (or read ``cfg.responses``), judge, score; returns the metrics written to ``metrics.json``."""
-    inputs = load_shr_inputs(cfg.data_root, limit=cfg.limit)
-    if not inputs:
-        raise DataError(Path(cfg.data_root) / "shr", "no SHR images to evaluate")
-    protocol = shr_protocol(cfg)  # a bad template file stops the run before anything is spent
-    num_tokens: dict[str, int] | None = None
-    describe_proto = None
-    if cfg.responses:
-        responses = read_responses(cfg.responses)
-        missing = [i.image_id for i in inputs if i.image_id not in responses]
-        if missing:
-            raise DataError(cfg.responses, f"no description for {len(missing)} SHR image(s)", record=missing[0])
-    # The judge first: a missing key, a rejected key or an unknown model stops the run before any description
-    # is generated.
-    client = build_judge(cfg.judge_spec, JudgeContext(task="shr", data_root=cfg.data_root, run_dir=cfg.run_dir,
-                                                      progress=cfg.progress))
-    try:
-        known = _recorded_descriptions(cfg, inputs)
-        if known is None or judge_work_left(shr_items(inputs, known), client, protocol, cfg.num_runs):
-            client.probe()
-        if not cfg.responses:
-            records, describe_proto = generate_descriptions(cfg, inputs)
-            responses = {str(r["image_id"]): r["response"] for r in records}
-            num_tokens = {str(r["image_id"]): int(r["num_tokens"]) for r in records if "num_tokens" in r}
-        return judge_and_score(cfg, inputs, responses, client, num_tokens=num_tokens,
-                               describe_protocol=describe_proto, protocol=protocol)
-    finally:
-        close = getattr(client, "close", None)
-        if close is not None:
-            close()
+    """Describe (or read ``cfg.responses``), judge, score; returns the metrics written to ``metrics.json``.
+
+    The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
+    """
+    with run_lock(cfg.run_dir, what="SHR"):  # one writer per run folder
+        inputs = load_shr_inputs(cfg.data_root, limit=cfg.limit)
+        if not inputs:
+            raise DataError(Path(cfg.data_root) / "shr", "no SHR images to evaluate")
+        protocol = shr_protocol(cfg)  # a bad template file stops the run before anything is spent
+        num_tokens: dict[str, int] | None = None
+        describe_proto = None
+        if cfg.responses:
+            responses = read_responses(cfg.responses)
+            missing = [i.image_id for i in inputs if i.image_id not in responses]
+            if missing:
+                raise DataError(cfg.responses, f"no description for {len(missing)} SHR image(s)", record=missing[0])
+        else:  # pre-flight, before the judge is asked or the model loads: every image still to describe decodes
+            preflight_images(_images_to_describe(cfg, inputs), progress=cfg.progress, desc="check SHR images")
+        # The judge first: a missing key, a rejected key or an unknown model stops the run before any description
+        # is generated.
+        client = build_judge(cfg.judge_spec, JudgeContext(task="shr", data_root=cfg.data_root, run_dir=cfg.run_dir,
+                                                          progress=cfg.progress))
+        try:
+            known = _recorded_descriptions(cfg, inputs)
+            if known is None or judge_work_left(shr_items(inputs, known), client, protocol, cfg.num_runs):
+                client.probe()
+            if not cfg.responses:
+                records, describe_proto = generate_descriptions(cfg, inputs)
+                responses = {str(r["image_id"]): r["response"] for r in records}
+                num_tokens = {str(r["image_id"]): int(r["num_tokens"]) for r in records if "num_tokens" in r}
+            return judge_and_score(cfg, inputs, responses, client, num_tokens=num_tokens,
+                                   describe_protocol=describe_proto, protocol=protocol)
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
 
 
 #: The stage's entry point (notebook 04): :func:`run_shr`.

@@ -88,8 +88,15 @@ def test_always_yes_and_always_no_models_do_not_divide_by_zero() -> None:
     always_no = compute_metrics(["no"] * 4, labels)
     assert (always_no["precision"], always_no["recall"], always_no["f1"], always_no["yes_ratio"]) == (0, 0, 0, 0)
     assert always_no["accuracy"] == 0.5
-    empty = compute_metrics([], [])
-    assert empty["accuracy"] == 0.0 and empty["n"] == 0
+
+
+def test_no_answers_is_an_error_not_accuracy_zero() -> None:
+    # This used to return accuracy 0.0 with n = 0; an empty answer list is no score at all.
+    with pytest.raises(ValueError, match="no answers to score"):
+        compute_metrics([], [])
+    with pytest.raises(DataError, match="no question to score") as err:
+        score_answers([], [], answers_file="a.jsonl", labels_file="l.json")
+    assert err.value.file == "l.json"
 
 
 def test_unparseable_answers_are_wrong_and_not_counted_yes() -> None:
@@ -174,6 +181,23 @@ def test_cli_error_is_one_line_and_exit_1(files: tuple[Path, Path], capsys: pyte
     assert main(["pope-score", "--answers", str(answers), "--labels", str(labels)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("hadpo pope-score: error: ") and "question_id 2, 3, 4" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\t\n"])
+@pytest.mark.parametrize("which", ["answers", "labels"])
+def test_empty_or_blank_file_is_an_error_naming_it(files: tuple[Path, Path], content: str, which: str) -> None:
+    answers, labels = files
+    empty = answers if which == "answers" else labels
+    empty.write_text(content)
+    with pytest.raises(DataError, match="no records") as err:
+        score_files(answers, labels)
+    assert err.value.file == str(empty)
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_refused(files: tuple[Path, Path], limit: int) -> None:
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        score_files(*files, limit=limit)
 
 
 def test_cli_limit_scores_the_first_questions(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,6 +89,18 @@ def test_a_different_protocol_is_refused(pope_root: Path, varied_model_dir: Path
     assert run_pope(_cfg(pope_root, varied_model_dir, run_dir, limit=6, rule="strict"))["random"]["rule"] == "strict"
 
 
+def test_a_protocol_without_answers_never_blocks(pope_root: Path, varied_model_dir: Path, tmp_path: Path) -> None:
+    from hadpo.models.loading import ModelLoadError
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ModelLoadError):  # a typo'd model path: the protocol is written, no answer is
+        run_pope(_cfg(pope_root, tmp_path / "no-such-model", run_dir, limit=3))
+    assert not (run_dir / "random" / "answers.jsonl").is_file()
+    assert run_pope(_cfg(pope_root, varied_model_dir, run_dir, limit=3))["random"]["n"] == 3
+    protocol = json.loads((run_dir / "random" / "protocol.json").read_text())
+    assert protocol["model"] == str(varied_model_dir)
+
+
 def test_limit_then_full_run_continues(pope_root: Path, varied_model_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert run_pope(_cfg(pope_root, varied_model_dir, run_dir, limit=7))["random"]["n"] == 7

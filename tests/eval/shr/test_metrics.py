@@ -116,3 +116,9 @@ def test_judgement_files_of_the_original_code_can_be_rescored():
     }
     m = run_metrics(original)
     assert (m["num_images"], m["hal_sents_ratio"], m["num_unjudged"]) == (1, 0.5, 1)
+
+
+def test_no_described_image_is_an_error_not_zeros() -> None:
+    # SHR on zero images used to report num_images 0 and per-image means of 0.0
+    with pytest.raises(ValueError, match="no described images"):
+        shr_metrics({"run1": {}}, {})

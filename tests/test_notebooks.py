@@ -135,13 +135,13 @@ def test_a_failed_run_is_one_line_never_skipped_and_its_html_replaces_the_old(tm
     (out / "03_pope.ipynb").write_text("{}")
     with pytest.raises(NotebookFailed) as caught:
         execute("03_pope", out, params_file=params, log=lambda _: None, progress=False,
-                parameters={"model": str(tmp_path / "no-such-model"), "run_dir": str(tmp_path / "pope")})
+                parameters={"data_root": str(tmp_path / "no-such-data"), "run_dir": str(tmp_path / "pope")})
     message = str(caught.value)
-    assert "\n" not in message and caught.value.ename == "ModelLoadError"
-    assert message.startswith("03_pope failed at cell In [") and "no-such-model" in message
+    assert "\n" not in message and caught.value.ename == "DataError"
+    assert message.startswith("03_pope failed at cell In [") and "no-such-data" in message
     assert not (out / ".03_pope.done.json").exists()
     html = (out / "03_pope.html").read_text()
-    assert "the earlier good run" not in html and "ModelLoadError" in html
+    assert "the earlier good run" not in html and "DataError" in html
 
 
 @pytest.mark.slow

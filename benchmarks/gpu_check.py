@@ -93,10 +93,10 @@ def train(variant: str, args: argparse.Namespace, params: int) -> dict[str, Any]
         "deepspeed_config": f"params/deepspeed/{zero}.json", "precompute_ref": ref == "ref",
         "per_device_batch_size": args.pairs, "gradient_accumulation_steps": 1, "max_steps": args.steps,
         "save_steps": max(1, args.steps - 1), "save_total_limit": 1, "output_dir": out,
-        "max_pairs": args.steps * args.pairs,
+        "max_pairs": args.steps * args.pairs, "force": True,
     })
     start = time.perf_counter()
-    summary = launch_training(cfg, echo=(lambda line: None) if not args.verbose else _log, force=True)
+    summary = launch_training(cfg, echo=(lambda line: None) if not args.verbose else _log)
     wall = time.perf_counter() - start
     steps = read_jsonl(Path(cfg.output_dir) / "metrics.jsonl")
     timed = steps[1:] or steps  # the first step carries the allocator's and kernels' warm-up

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -19,12 +20,21 @@ from hadpo.overrides import VERBOSE_HELP, refuse_legacy, run_reporting_errors
 COMMAND_MODULES = (
     "hadpo.world.cli",
     "hadpo.data.cli",
+    "hadpo.mining.cli",
     "hadpo.eval.pope.cli",
     "hadpo.eval.shr.cli",
     "hadpo.train.cli",
     "hadpo.pipeline",
     "hadpo.sync",
 )
+
+
+def package_version() -> str:
+    """The installed ``hadpo`` distribution's version (``unknown`` when the package is not installed)."""
+    try:
+        return importlib.metadata.version("hadpo")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never pip-installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "papermill gives them: -f params.yaml -p key value.",
     )
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--version", action="version", version=f"hadpo {package_version()}",
+                        help="print the installed kit's version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

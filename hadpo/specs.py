@@ -3,7 +3,9 @@
 A stage composes the ones it needs with :func:`hadpo.config.component` (changing defaults where its protocol
 differs, fixing what its protocol does not let a user change); their keys stay flat in params files and
 parameters cells. :func:`hadpo.models.loading.load_model` loads a model from a :class:`ModelSpec` and
-:func:`hadpo.judge.build_judge` builds a judge from a :class:`JudgeSpec`; every stage calls those.
+:func:`hadpo.judge.build_judge` builds a judge from a :class:`JudgeSpec`; every stage calls those. Every stage
+config also composes :class:`RerunSpec`, whose ``force`` key redoes the stage's finished work
+(:func:`hadpo.rerun.set_aside` keeps the earlier results).
 """
 
 from __future__ import annotations
@@ -195,3 +197,24 @@ class LaunchSpec(Params):
     def processes_per_node(self) -> int:
         """Ranks started on each node (``num_gpus``; 1 for the python launcher)."""
         return 1 if self.launcher == "python" else self.num_gpus
+
+
+@dataclass
+class RerunSpec(Params):
+    """Whether a stage redoes its finished work: the ``force`` key of every notebook (and stage command)."""
+
+    TITLE = "rerun"
+
+    force: bool = param(
+        False, "Redo this stage's finished work instead of skipping it: the earlier results are moved into a "
+        "replaced-<UTC time>/ folder inside their run folder (never deleted) and the work starts from scratch; the "
+        "notebook runner executes the notebook again. 00: untrained model, SFT and behaviour check (the world's "
+        "files are a function of its settings and are kept); 01: every mining step, the judge asked again (01 "
+        "released and 05 redo everything on every run anyway); 02: training from step 0; 03: every answer; 04: "
+        "descriptions and judgements. A judge_cache outside the run folder is kept.")
+
+    @classmethod
+    def unrecorded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (a config's ``to_dict()``) without the rerun keys, which say how a run was started, not what
+        it computes: a record of a run (and the check that a later run matches it) must not depend on them."""
+        return {k: v for k, v in values.items() if k not in cls.own_field_names()}

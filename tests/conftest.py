@@ -1,4 +1,5 @@
-"""Shared fixtures: an untrained tiny LLaVA built once per session, offline, and small shapes worlds (read-only)."""
+"""Shared fixtures: an untrained tiny LLaVA built once per session, offline, small shapes worlds (read-only), a
+JupyterLab-style project for 03_pope, and the CI pipeline's one run (params/demo-ci.yaml, 1.5–2 minutes)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from hadpo.models.prompts import DESCRIPTION_INSTRUCTIONS, LLAVA_V1_SYSTEM, VICUNA_V1_SYSTEM
+
+if TYPE_CHECKING:
+    from hadpo.pipeline import PipelineConfig
 
 TINY_TEXTS = [
     VICUNA_V1_SYSTEM,
@@ -107,3 +113,56 @@ def llava15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return write_llava15(tmp_path_factory.mktemp("llava15") / "llava-1.5-7b-hf", LLAMA2_TOKENIZER,
                          text_layers=2, vision_layers=3)
+
+
+@pytest.fixture
+def pope_project(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """A project folder as a JupyterLab user has it, for ``notebooks/03_pope.ipynb`` (copied as committed):
+    ``params/`` linked to the kit's, and ``runs/demo/`` with a shapes world, its POPE files and the tiny model as
+    the base model, at the paths of the notebook's parameters cell. Returns the project folder."""
+    from hadpo.eval.pope.build import build_pope_files
+    from hadpo.eval.pope.config import PopeBuildConfig
+    from hadpo.notebooks import NOTEBOOK_DIR
+    from hadpo.world.config import WorldConfig
+    from hadpo.world.generate import generate_world
+
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "params").symlink_to(REPO_ROOT / "params")
+    shutil.copy(NOTEBOOK_DIR / "03_pope.ipynb", project / "notebooks")
+    data = project / "runs" / "demo" / "data"
+    generate_world(data, WorldConfig(seed=1, train_images=1, pope_images=4, shr_images=1))
+    build_pope_files(PopeBuildConfig(data_root=str(data), n_images=4, seed=1))
+    shutil.copytree(tiny_model_dir, project / "runs" / "demo" / "base" / "sft" / "model")
+    return project
+
+
+@dataclass(frozen=True)
+class CiRun:
+    """The CI pipeline's run: its project folder (``params/`` linked to the kit's), config and reports index."""
+
+    root: Path
+    cfg: PipelineConfig
+    index: Path
+
+    @property
+    def reports(self) -> Path:
+        """The run's report folder, ``<reports_dir>/<name>/``."""
+        return self.root / self.cfg.reports_dir / self.cfg.name
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory: pytest.TempPathFactory) -> CiRun:
+    """The whole chain 00 → 05 once per session through papermill with params/demo-ci.yaml (1.5–2 minutes),
+    run from a temporary project folder; shared by the pipeline test and the browser tests of its HTML reports,
+    which must not modify it."""
+    from hadpo.pipeline import PipelineConfig, run_pipeline
+
+    root = tmp_path_factory.mktemp("ci_run")
+    (root / "params").symlink_to(REPO_ROOT / "params")
+    # The pipeline's relative paths (reports/, runs/) are the project's: run it from the project folder.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        cfg = PipelineConfig.from_yaml("params/demo-ci.yaml")
+        index = run_pipeline(cfg, log=lambda line: None)
+    return CiRun(root=root, cfg=cfg, index=(root / index).resolve())

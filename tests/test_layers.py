@@ -16,15 +16,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hadpo"
 #: Bottom to top. A module may import its own package and anything in a lower layer, nothing else.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("hadpo.errors",),
-    ("hadpo.io", "hadpo.paths", "hadpo.plugins", "hadpo.manifest", "hadpo.runlock"),
-    ("hadpo.config",),
+    ("hadpo.io", "hadpo.paths", "hadpo.plugins", "hadpo.manifest", "hadpo.runlock", "hadpo.progress"),
+    ("hadpo.config", "hadpo.rerun", "hadpo.display"),
     ("hadpo.overrides", "hadpo.specs"),
     ("hadpo.distributed",),
     ("hadpo.models",),
     ("hadpo.data", "hadpo.judge"),
     ("hadpo.eval", "hadpo.eval.pope", "hadpo.eval.shr"),  # stages 03, 04 (and the pieces mining reuses)
-    ("hadpo.mining", "hadpo.train"),  # stages 01, 02
+    ("hadpo.train",),  # stage 02
     ("hadpo.report",),  # stage 05: reads every stage's files
+    ("hadpo.mining",),  # stage 01: shows its pairs with the report's highlighting and thumbnails
     ("hadpo.world",),  # stage 00 and the embedded default: plugs into everything below, imported by none of it
     ("hadpo.notebooks",),
     ("hadpo.pipeline",),

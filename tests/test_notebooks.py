@@ -27,6 +27,7 @@ from hadpo.notebooks import (
     resolve_parameters,
     stage_modules,
 )
+from hadpo.specs import RerunSpec
 from hadpo.sync import params_targets, sync
 
 NOTEBOOKS = notebooks()
@@ -121,6 +122,40 @@ def test_unknown_parameter_is_refused_before_running() -> None:
         resolve_parameters("03_pope", None, {"set": "advers"})
 
 
+def test_every_notebook_has_the_shared_force_parameter() -> None:
+    """``force`` is declared once (:class:`hadpo.specs.RerunSpec`) and composed into every stage's config."""
+    for name in NOTEBOOKS:
+        keys = config_class(name).keys()
+        assert keys["force"].owner == "rerun" and keys["force"].default is False, name
+
+
+def test_force_makes_the_runner_execute_a_finished_notebook_again(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finished notebook is skipped, a forced one runs again, and the forced run counts as finished for an
+    ordinary rerun (``force`` says how a run starts, not what it computes)."""
+    import papermill
+
+    ran: list[bool] = []
+
+    def fake_execute(source: str, output: str, *, parameters: dict, **_: object) -> None:
+        ran.append(parameters["force"])
+        nbformat.write(nbformat.v4.new_notebook(), output)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    params = REPO_ROOT / "params" / "world" / "05_dashboard.yaml"
+
+    def run(**parameters: object) -> None:
+        execute("05_dashboard", tmp_path, params_file=params, parameters=parameters, html=False, log=lambda _: None,
+                progress=False)
+
+    run()
+    run()
+    run(force=True)
+    run(force=True)
+    run()
+    assert ran == [False, True, True]
+
+
 def test_a_failed_run_is_one_line_never_skipped_and_its_html_replaces_the_old(tmp_path: Path) -> None:
     """A run with good parameters left its stamp and HTML; a failing run with other parameters must not leave
     them behind (a rerun of the good parameters would "skip" onto the failed notebook, the index would link the
@@ -128,7 +163,7 @@ def test_a_failed_run_is_one_line_never_skipped_and_its_html_replaces_the_old(tm
     out = tmp_path / "out"
     out.mkdir()
     params = REPO_ROOT / "params" / "world" / "03_pope.yaml"
-    good = resolve_parameters("03_pope", params).to_dict()
+    good = RerunSpec.unrecorded(resolve_parameters("03_pope", params).to_dict())
     (out / ".03_pope.done.json").write_text(json.dumps({"key": sha256_json({"notebook": "03_pope",
                                                                             "parameters": good})}))
     (out / "03_pope.html").write_text("<p>the earlier good run</p>")

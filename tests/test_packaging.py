@@ -31,7 +31,7 @@ def test_notebook_tooling_and_core_packages_are_dependencies() -> None:
 
     names = {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in _pyproject()["project"]["dependencies"]}
     for needed in ("torch", "transformers", "peft", "deepspeed", "papermill", "jupyterlab", "nbconvert", "ipykernel",
-                   "openai", "pandas", "matplotlib"):
+                   "ipywidgets", "openai", "pandas", "matplotlib"):
         assert needed in names, needed
     assert "torchvision" not in names
 

@@ -127,8 +127,8 @@ def find_unreadable_images(
     """Decode every referenced image once; returns the unusable ones, in the order of ``refs``.
 
     An image referred to several times (POPE asks six questions per image) is decoded once and reported with
-    its first reference. ``progress`` shows a bar (``tqdm.auto``, not left behind) from
-    :data:`PROGRESS_MIN_IMAGES` images up, unless ``HADPO_NO_PROGRESS=1``; ``workers`` caps the decoding threads
+    its first reference. ``progress`` shows a bar (:func:`hadpo.progress.progress`, not left behind) from
+    :data:`PROGRESS_MIN_IMAGES` images up; ``workers`` caps the decoding threads
     (default: up to :data:`MAX_WORKERS`, no more than the CPUs).
     """
     first: dict[str, ImageRef] = {}
@@ -139,11 +139,10 @@ def find_unreadable_images(
         return []
     workers = max(1, min(workers or MAX_WORKERS, os.cpu_count() or 1, len(paths)))
     bar = None
-    # HADPO_NO_PROGRESS=1 silences this bar as it does the trainer's (a training log is read through a pipe).
-    if progress and len(paths) >= PROGRESS_MIN_IMAGES and os.environ.get("HADPO_NO_PROGRESS") != "1":
-        from tqdm.auto import tqdm
+    if progress and len(paths) >= PROGRESS_MIN_IMAGES:
+        from hadpo.progress import progress as make_progress
 
-        bar = tqdm(total=len(paths), desc=desc, unit="img", leave=False, mininterval=1.0)
+        bar = make_progress(len(paths), desc, unit="images", leave=False)
     reasons: list[str | None] = []
     pool = ThreadPoolExecutor(workers, thread_name_prefix="hadpo-image-check") if workers > 1 else None
     try:

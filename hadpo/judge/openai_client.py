@@ -426,7 +426,7 @@ class OpenAIChatClient:
         Raises :class:`JudgeUnavailable` when the judge fails as a whole (see the module docstring); replies
         accepted before that are cached.
         """
-        from tqdm.auto import tqdm
+        from hadpo.progress import progress
 
         if self._fatal is not None:
             raise self._fatal
@@ -440,8 +440,8 @@ class OpenAIChatClient:
                 replies[i] = hit
             else:
                 todo.setdefault(key, []).append(i)
-        bar = tqdm(total=len(requests), initial=len(requests) - sum(map(len, todo.values())), desc=desc,
-                   disable=not self.progress, leave=False)
+        bar = progress(len(requests), desc, unit="requests", initial=len(requests) - sum(map(len, todo.values())),
+                       enabled=self.progress, leave=False)
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.spec.judge_max_concurrency, len(todo))),
                                   thread_name_prefix="chat")
         try:

@@ -55,11 +55,11 @@ def answer_with_model(
     Records are ``{"image_id", "index", "question", "model_answer"}``.
     """
     from PIL import Image
-    from tqdm.auto import tqdm
 
     from hadpo.data.pope_files import PopeQuestion
     from hadpo.eval.pope.infer import PopeAnswerer, answer_questions
     from hadpo.models.prompts import get_template
+    from hadpo.progress import progress as make_progress
 
     out_path = Path(out_path)
     done = read_answers(out_path)
@@ -90,6 +90,6 @@ def answer_with_model(
         append_jsonl(out_path, rows)
         done.update({answer_key(row["image_id"], row["index"]): row for row in rows})
 
-    with tqdm(total=len(todo), desc="answer questions", disable=not progress, leave=False) as bar:
+    with make_progress(len(todo), "answer questions", unit="questions", enabled=progress, leave=False) as bar:
         answer_questions(answerer, pope_questions, load, batch_size=batch_size, on_batch=save, progress=bar)
     return done

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hadpo.config import Params, check, component, param
-from hadpo.specs import DecodingSpec, JudgeSpec, ModelSpec, PromptSpec, data_root_param, progress_param
+from hadpo.specs import (
+    DecodingSpec,
+    JudgeSpec,
+    ModelSpec,
+    PromptSpec,
+    RerunSpec,
+    data_root_param,
+    progress_param,
+)
 
 
 @dataclass
@@ -51,6 +59,7 @@ class DataConfig(Params):
         "No, there is no dog in the image.", "The model's answer style for an absent object (shown to the judge)."
     )
     progress: bool = progress_param()
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         check(bool(self.name.strip()) and "/" not in self.name and self.name not in (".", ".."),

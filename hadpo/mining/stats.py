@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hadpo.data.hadpo_files import DescRecord, PopeRecord
 from hadpo.data.pairs import build_hadpo_pairs
+
+if TYPE_CHECKING:
+    from hadpo.display import Table
 
 STATS_FILE = "data_stats.json"
 
@@ -136,20 +139,53 @@ def mining_stats(
     }
 
 
-def stats_table(stats: Mapping[str, Any]) -> Any:
-    """The stats as a two-column ``pandas.DataFrame`` (``section.key`` → value), lists summarised by length."""
-    import pandas as pd
+def _shown(key: str, value: Any) -> str:
+    """One stats value as the table shows it: counts as integers, every rate (a ``*_rate`` fraction) in %,
+    per-image means with two decimals, lists by their length, paths relative to the checkout."""
+    from hadpo.display import shown_value
 
-    rows: list[tuple[str, Any]] = []
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if key.endswith("_rate"):
+            return f"{100 * value:.1f} %"
+        if key.endswith("_s"):
+            return f"{value:,.1f} s"
+        return f"{value:,.2f}"
+    if isinstance(value, (list, tuple)):
+        return f"{len(value):,} listed"
+    return shown_value(value)
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
+
+def stats_rows(stats: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every value of the stats as a row: ``Section`` (the top-level key, on its first row only), ``Count`` (the
+    nested keys, readable) and ``Value`` (formatted by :func:`_shown`). Nothing is left out."""
+    rows: list[dict[str, str]] = []
+
+    def walk(section: str, path: list[str], value: Any) -> None:
+        if isinstance(value, Mapping) and value:
             for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif isinstance(value, (list, tuple)):
-            rows.append((prefix, f"{len(value)} item(s)"))
-        else:
-            rows.append((prefix, round(value, 4) if isinstance(value, float) else value))
+                walk(section, [*path, str(key)], inner)
+            return
+        shown = "—" if isinstance(value, Mapping) else _shown(path[-1] if path else section, value)
+        label = " · ".join(p.replace("_", " ") for p in path)  # empty for a top-level value such as source
+        first = not rows or rows[-1]["_section"] != section
+        rows.append({"_section": section, "Section": section.replace("_", " ") if first else "", "Count": label,
+                     "Value": shown})
 
-    walk("", stats)
-    return pd.DataFrame(rows, columns=["count", "value"]).set_index("count")
+    for key, value in stats.items():
+        walk(str(key), [], value)
+    return [{k: v for k, v in row.items() if k != "_section"} for row in rows]
+
+
+def stats_table(stats: Mapping[str, Any]) -> Table:
+    """The stats as a three-column table (:func:`stats_rows`) for a notebook cell: every row, no index column,
+    rates in %."""
+    from hadpo.display import table
+
+    rows = stats_rows(stats)
+    return table(rows, caption=f"{len(rows)} values of data_stats.json; rates in %, counts as integers.")

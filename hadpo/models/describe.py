@@ -182,9 +182,9 @@ def describe_images(
     "response", "num_tokens", "instruction"}``. Returns the records of ``items`` in item order (old and new).
     """
     from PIL import Image
-    from tqdm.auto import tqdm
 
     from hadpo.models.image import prepare_image
+    from hadpo.progress import progress as make_progress
 
     if not instruction.strip():
         raise ParamsError("the description instruction must not be empty")
@@ -205,7 +205,8 @@ def describe_images(
     text = get_template(prompt.template).prompt(instruction)
     image_mean = loaded.processor.image_processor.image_mean
     size = effective_batch_size(params)
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="describe", disable=not progress, leave=False)
+    bar = make_progress(len(items), "describe", unit="images", initial=len(items) - len(todo), enabled=progress,
+                        leave=False)
     try:
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]

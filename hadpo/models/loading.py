@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from hadpo.errors import DataError, HadpoError, ParamsError
 from hadpo.io import atomic_write_bytes, read_json, sha256_file
 from hadpo.models.image_tokens import ensure_image_tokenization
-from hadpo.models.lora import LM_PROJECTIONS, get_projector, lm_target_regex
+from hadpo.models.lora import _PEFT_DEPRECATION, LM_PROJECTIONS, get_projector, lm_target_regex
 from hadpo.paths import resolve_path
+from hadpo.progress import quiet_library_bars
 from hadpo.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -140,8 +141,9 @@ def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementa
         # Load straight onto the accelerator: a 7B model in fp16 need not pass through host memory twice.
         kwargs["device_map"] = {"": device}
     try:
-        processor = AutoProcessor.from_pretrained(source)
-        model = LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
+        with quiet_library_bars():  # "Loading weights" redrawn on stderr, unless bars are live
+            processor = AutoProcessor.from_pretrained(source)
+            model = LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
     except OSError as exc:
         if local:
             raise ModelLoadError(f"cannot load a LLaVA model from folder {source}: {exc}") from exc
@@ -306,6 +308,8 @@ def _load_adapter(model: Any, adapter_dir: Path, trainable: bool) -> tuple[Any, 
         # peft only warns when adapter weights do not fit the model; a half-loaded adapter must not pass silently.
         if "missing adapter keys" in message:
             raise DataError(weights_path, f"adapter does not fit this base model: {message[:500]}")
+        if issubclass(w.category, FutureWarning) and re.match(_PEFT_DEPRECATION, message):
+            continue  # see _PEFT_DEPRECATION; every other warning is passed on
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return peft_model, legacy
 

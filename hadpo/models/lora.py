@@ -9,8 +9,10 @@ regex anchored on ``language_model.layers.<N>``, which peft matches against full
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -95,7 +97,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, train_projector: bool) -> Peft
     """Wrap ``model`` with LoRA; everything is frozen but the LoRA weights, plus the projector when asked."""
     from peft import get_peft_model
 
-    peft_model = get_peft_model(model, cfg)
+
+    with ignore_peft_deprecation():
+        peft_model = get_peft_model(model, cfg)
     # get_peft_model already freezes the base; freeze again explicitly so a partly-unfrozen input model
     # cannot leak extra trainable parameters into the optimiser.
     for name, p in peft_model.named_parameters():
@@ -119,3 +123,17 @@ def lora_module_names(model: nn.Module) -> list[str]:
     from peft.tuners.lora import LoraLayer
 
     return [name for name, module in unwrap_model(model).named_modules() if isinstance(module, LoraLayer)]
+
+
+#: transformers 5 deprecates ``is_gradient_checkpointing``, which peft's PeftModel still reads while wrapping
+#: a model (every adapter load, every LoRA applied): a warning about peft's code, not the kit's, on every run.
+_PEFT_DEPRECATION = r"`is_gradient_checkpointing` is deprecated"
+
+
+@contextlib.contextmanager
+def ignore_peft_deprecation() -> Iterator[None]:
+    """A ``with`` block that drops exactly the ``is_gradient_checkpointing`` FutureWarning peft triggers when it
+    wraps a model (see ``_PEFT_DEPRECATION``); every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PEFT_DEPRECATION, category=FutureWarning)
+        yield

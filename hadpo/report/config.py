@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hadpo.config import Params, check, param
+from hadpo.config import Params, check, component, param
 from hadpo.data.layout import canonical_pope_set
 from hadpo.errors import ParamsError
+from hadpo.specs import RerunSpec
 
 
 @dataclass
@@ -38,6 +39,7 @@ class DashboardConfig(Params):
     qualitative_limit: int = param(5, "Images in the side-by-side descriptions.")
     qualitative_run: str = param("run1", "SHR judge run whose verdicts are highlighted.")
     smooth: int = param(1, "Training curves: trailing mean over this many steps (1: raw values).")
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         check(bool(self.pope_sets), "parameter 'pope_sets' must name at least one POPE set")

@@ -1,7 +1,8 @@
-"""HTML output: fragments that display in a notebook, standalone pages, and the ``reports/index.html`` page.
+"""HTML output: fragments that display in a notebook, standalone pages, image thumbnails embedded as ``data:``
+URIs, and the ``reports/index.html`` page.
 
-Everything is self-contained (inline CSS, no scripts, no CDN), so a report folder can be copied, mailed or
-opened from disk. All text taken from result files is escaped.
+Everything is self-contained (inline CSS, embedded images, no scripts, no CDN), so a report folder can be copied,
+mailed or opened from disk. All text taken from result files is escaped.
 """
 
 from __future__ import annotations
@@ -74,6 +75,62 @@ def page(title: str, body: str, *, css: str = "") -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------------- images
+#: Longest side of an embedded thumbnail, in pixels.
+THUMBNAIL_PX = 160
+
+
+def thumbnail_uri(path: str | Path, *, size: int = THUMBNAIL_PX) -> str | None:
+    """The image at ``path`` scaled to ``size`` pixels on its longest side, as a ``data:`` URI; None when the file
+    is missing or cannot be decoded (a report shows a placeholder rather than failing on one image).
+
+    Embedding keeps a report page self-contained (it can be mailed or moved without its images). Photos are
+    JPEG-encoded (a few kB each); PNG sources stay PNG, so drawn shapes keep sharp edges. Images smaller than
+    ``size`` are enlarged with nearest-neighbour sampling, so a 48-pixel shapes-world image stays legible.
+    """
+    import base64
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as source:
+            source_format = source.format
+            image = source.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    scale = size / max(image.size)
+    new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    image = image.resize(new_size, resample)
+    buf = io.BytesIO()
+    if source_format == "PNG":
+        image.save(buf, format="PNG", optimize=True)
+        mime = "image/png"
+    else:
+        image.save(buf, format="JPEG", quality=82)
+        mime = "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def image_html(uri: str | None, *, alt: str, size: int = THUMBNAIL_PX) -> str:
+    """An ``<img>`` for a :func:`thumbnail_uri` (escaped ``alt``), or a same-sized placeholder box saying
+    the image is not available."""
+    alt_text = html.escape(alt, quote=True)
+    if uri is None:
+        return (f'<div class="hadpo-noimg" style="width:{size}px;height:{size}px">'
+                f"image not found<br>{alt_text}</div>")
+    return f'<img class="hadpo-thumb" src="{uri}" alt="{alt_text}" style="max-width:{size}px;max-height:{size}px">'
+
+
+#: CSS for :func:`image_html`.
+IMAGE_CSS = (
+    ".hadpo-thumb { display: block; border: 1px solid #ccc; }\n"
+    ".hadpo-noimg { display: flex; align-items: center; justify-content: center; text-align: center; "
+    "border: 1px dashed #bbb; color: #888; font-size: 0.8em; }\n"
+)
+
+
 # ---------------------------------------------------------------------------------------------------- index page
 def _read_summary(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
@@ -106,11 +163,27 @@ def _href(path: Path) -> str:
     return html.escape(quote(path.as_posix()), quote=True)
 
 
+def _run_commit(summary: Mapping[str, Any] | None) -> str | None:
+    """The git commit the run's dashboard ran at (``environment.git_commit`` of its summary), or None."""
+    environment = summary.get("environment") if summary else None
+    commit = environment.get("git_commit") if isinstance(environment, Mapping) else None
+    return commit if isinstance(commit, str) and commit else None
+
+
+def _commit_html(commit: str | None) -> str:
+    """A commit as the index shows it: 12 hex digits (and ``-dirty``), the whole hash on hover."""
+    if commit is None:
+        return '<span class="hadpo-muted">unknown</span>'
+    short = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+    return f'<code title="{html.escape(commit, quote=True)}">{html.escape(short)}</code>'
+
+
 def index_entries(reports_root: str | Path) -> list[dict[str, Any]]:
     """One entry per run folder under ``reports_root`` that holds HTML pages or a ``summary.json``.
 
-    Each entry: ``name``, ``date`` (UTC), ``pages`` (paths relative to ``reports_root``, sorted) and
-    ``headline`` (the summary's ``{label: value}``, empty without a summary). Newest first, then by name.
+    Each entry: ``name``, ``date`` (UTC), ``commit`` (the git commit the summary records, None without one),
+    ``pages`` (paths relative to ``reports_root``, sorted) and ``headline`` (the summary's ``{label: value}``, empty
+    without a summary). Newest first, then by name.
     """
     root = Path(reports_root)
     entries = []
@@ -124,6 +197,7 @@ def index_entries(reports_root: str | Path) -> list[dict[str, Any]]:
                 "name": str(summary.get("run_name") or folder.name) if summary else folder.name,
                 "folder": folder.name,
                 "date": _run_date(folder, pages, summary),
+                "commit": _run_commit(summary),
                 "pages": [p.relative_to(root) for p in pages],
                 "headline": dict(summary.get("headline", {})) if summary else {},
             }
@@ -134,11 +208,11 @@ def index_entries(reports_root: str | Path) -> list[dict[str, Any]]:
 
 
 def write_index(reports_root: str | Path, *, title: str = "hadpo reports") -> Path:
-    """Write ``<reports_root>/index.html`` linking every run folder's pages, with date and headline numbers.
+    """Write ``<reports_root>/index.html`` linking every run folder's pages, with date, commit and headline numbers.
 
-    A run folder's ``summary.json`` (written by the dashboard) provides ``run_name``, ``created`` and
-    ``headline``; without one the folder name and the pages' modification time are shown. Written atomically;
-    returns the path.
+    A run folder's ``summary.json`` (written by the dashboard) provides ``run_name``, ``created``, the git commit
+    (``environment.git_commit``) and ``headline``; without one the folder name and the pages' modification time are
+    shown. Written atomically; returns the path.
     """
     root = Path(reports_root)
     if not root.is_dir():
@@ -157,10 +231,11 @@ def write_index(reports_root: str | Path, *, title: str = "hadpo reports") -> Pa
             ) or '<span class="hadpo-muted">no summary</span>'
             rows.append(
                 f"<tr><td>{html.escape(e['name'])}</td><td>{html.escape(e['date'])}</td>"
-                f"<td>{links}</td><td>{headline}</td></tr>"
+                f"<td>{_commit_html(e['commit'])}</td><td>{links}</td><td>{headline}</td></tr>"
             )
         body = (
-            "<table>\n<thead><tr><th>Run</th><th>Date (UTC)</th><th>Pages</th><th>Headline</th></tr></thead>\n"
+            "<table>\n<thead><tr><th>Run</th><th>Date (UTC)</th><th>Commit</th><th>Pages</th><th>Headline</th></tr>"
+            "</thead>\n"
             "<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
         )
     return atomic_write_text(root / INDEX_FILE, page(title, body))

@@ -23,13 +23,69 @@ from hadpo.report.stats import Interval
 
 BASE_COLOUR, ADAPTED_COLOUR = "#8c8c8c", "#1f77b4"
 
-#: Training panels: (title, [(metrics.jsonl key, legend label)]).
+#: Training panels, in order: (title, [(series key, legend label)]). The keys are those ``metrics.jsonl`` holds
+#: (hadpo.train.objectives / hadpo.train.metrics), plus ``dpo_loss``, derived by :func:`training_series`: the
+#: trainer logs the *total* loss, which includes γ times the SFT term, so it is never shown as the DPO loss.
 TRAINING_PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("DPO loss", (("loss", "loss"),)),
+    ("DPO loss", (("dpo_loss", "DPO loss"),)),
+    ("SFT term (chosen NLL per token, before γ)", (("sft_loss", "SFT term"),)),
+    ("Total loss (DPO + γ · SFT)", (("loss", "total loss"),)),
+    ("Rewards (β · log-ratio)", (("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"))),
     ("Reward margin (chosen − rejected)", (("rewards/margins", "margin"),)),
-    ("Reward accuracy", (("rewards/accuracies", "accuracy"),)),
-    ("Log-probabilities", (("logps/chosen", "chosen"), ("logps/rejected", "rejected"))),
+    ("Reward accuracy (%)", (("rewards/accuracies", "accuracy"),)),
+    ("Log-probabilities (policy)", (("logps/chosen", "chosen"), ("logps/rejected", "rejected"))),
+    ("Gradient norm", (("grad_norm", "gradient norm"),)),
+    ("Learning rate", (("learning_rate", "learning rate"),)),
 )
+def _values(records: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    return [math.nan if not isinstance(r.get(key), (int, float)) else float(r[key]) for r in records]
+
+
+def is_preference_log(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a training log is a preference (DPO) run's: it logs rewards. An SFT run logs a loss and an NLL."""
+    return any(r.get("rewards/margins") is not None for r in records)
+
+
+def training_series(
+    records: Sequence[Mapping[str, Any]], *, gamma: float | None = None
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """The values each training panel plots, by series key, and a note per panel key that cannot be drawn.
+
+    ``dpo_loss`` is derived from the logged total: ``loss`` when the run logs no ``sft_loss`` (γ = 0: the total
+    *is* the DPO loss), else ``loss − γ · sft_loss`` with ``gamma`` from the run's config; with an SFT term but
+    no known γ it is left out with a note rather than guessed. Reward accuracy is in percent.
+    """
+    series = {key: _values(records, key) for _, keys in TRAINING_PANELS for key, _ in keys if key != "dpo_loss"}
+    series["rewards/accuracies"] = [100 * v for v in series["rewards/accuracies"]]
+    notes: dict[str, str] = {}
+    has_sft = not all(math.isnan(v) for v in series["sft_loss"])
+    if not is_preference_log(records):
+        notes["dpo_loss"] = "not a preference run"
+    elif not has_sft:
+        series["dpo_loss"] = list(series["loss"])
+        notes["sft_loss"] = "no SFT term (γ = 0)"
+    elif gamma is None:
+        notes["dpo_loss"] = "γ not recorded:\ncannot separate the SFT term"
+    else:
+        series["dpo_loss"] = [t - gamma * s for t, s in zip(series["loss"], series["sft_loss"], strict=True)]
+    return series, notes
+
+
+def _panel_title(title: str, key: str, records: Sequence[Mapping[str, Any]], gamma: float | None,
+                 notes: Mapping[str, str]) -> str:
+    """The panel's title, saying how a loss panel's values were obtained in this run."""
+    no_sft = "sft_loss" in notes
+    if key == "dpo_loss":
+        if no_sft:
+            return "DPO loss (= total loss, γ = 0)"
+        return f"DPO loss (total − {gamma:g} · SFT)" if gamma is not None and "dpo_loss" not in notes else title
+    if key == "loss":
+        if not is_preference_log(records):
+            return "Training loss"
+        if no_sft:
+            return "Total loss (= DPO loss, γ = 0)"
+        return f"Total loss (DPO + {gamma:g} · SFT)" if gamma is not None else title
+    return title
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
@@ -54,22 +110,26 @@ def _rolling(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def training_curves(records: Sequence[Mapping[str, Any]], *, smooth: int = 1, title: str | None = None) -> Figure:
-    """Loss, reward margin, reward accuracy and chosen/rejected log-probs against the optimiser step.
+def training_curves(
+    records: Sequence[Mapping[str, Any]], *, smooth: int = 1, title: str | None = None, gamma: float | None = None
+) -> Figure:
+    """DPO loss, SFT term, total loss, rewards, margin, accuracy, log-probs, gradient norm and learning rate against
+    the optimiser step, each panel titled with exactly what it plots (see :func:`training_series`).
 
-    ``records`` are the lines of a training run's ``metrics.jsonl``. With ``smooth > 1`` the raw values are
-    drawn faintly and a trailing mean over ``smooth`` steps on top. A key absent from every record leaves its
-    panel with a "not logged" note.
+    ``records`` are the lines of a training run's ``metrics.jsonl``; ``gamma`` is the run's SFT weight γ (needed
+    to separate the DPO loss from a total that includes an SFT term). With ``smooth > 1`` the raw values are drawn
+    faintly and a trailing mean over ``smooth`` steps on top. A panel with nothing to plot says why.
     """
     if smooth < 1:
         raise ValueError(f"smooth must be >= 1, got {smooth}")
-    fig, axes = _new_figure(2, 2, size=(10, 7))
+    series, notes = training_series(records, gamma=gamma)
+    fig, axes = _new_figure(3, 3, size=(13, 9.5))
     steps = [r.get("step", i + 1) for i, r in enumerate(records)]
-    for ax, (panel, series) in zip(axes, TRAINING_PANELS, strict=True):
+    for ax, (panel, keys) in zip(axes, TRAINING_PANELS, strict=True):
         drawn = False
-        for key, label in series:
-            values = [math.nan if r.get(key) is None else float(r[key]) for r in records]
-            if all(math.isnan(v) for v in values):
+        for key, label in keys:
+            values = series.get(key, [])
+            if not values or all(math.isnan(v) for v in values):
                 continue
             drawn = True
             if smooth > 1:
@@ -78,10 +138,11 @@ def training_curves(records: Sequence[Mapping[str, Any]], *, smooth: int = 1, ti
             else:
                 ax.plot(steps, values, marker="." if len(steps) < 50 else None, label=label)
         if not drawn:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
-        elif len(series) > 1 or smooth > 1:
+            reason = next((notes[k] for k, _ in keys if k in notes), "not logged")
+            ax.text(0.5, 0.5, reason, ha="center", va="center", transform=ax.transAxes, color="grey")
+        elif len(keys) > 1 or smooth > 1:
             ax.legend(fontsize="small")
-        ax.set_title(panel)
+        ax.set_title(_panel_title(panel, keys[0][0], records, gamma, notes), fontsize="medium")
         ax.set_xlabel("optimiser step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

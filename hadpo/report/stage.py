@@ -1,5 +1,6 @@
 """Stage 05, the dashboard: one-call functions that each read result files only and return something a notebook
-displays (a DataFrame, a Figure or HTML); every figure is also saved as PNG in ``report_dir``.
+displays (a table, a Figure or HTML); every figure is also saved as PNG in ``report_dir``. Tables show no index
+column, counts as integers and the rates of one table in one unit (%); nothing displays a raw dict.
 
 Inputs (all paths relative to the working directory, or absolute)::
 
@@ -14,17 +15,20 @@ A missing POPE file is a :class:`~hadpo.errors.DataError` naming it; a missing o
 "not available" note naming the missing file (an error with ``require_all``).
 
 Outputs in ``report_dir``: ``pope_bars.png``, ``shr_bars.png``, ``training_curves.png`` and ``summary.json``
-(headline numbers for ``reports/index.html``). An SHR built on an incomplete judgement (images the judge left
-unjudged) is flagged wherever it appears and never becomes a headline number.
+(headline numbers for ``reports/index.html``; :func:`headline` shows them as a table). An SHR built on an
+incomplete judgement (images the judge left unjudged) is flagged wherever it appears and never becomes a headline
+number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -37,7 +41,11 @@ from hadpo.manifest import environment
 from hadpo.report import plots, stats, tables
 from hadpo.report.config import DashboardConfig
 from hadpo.report.html import SUMMARY_FILE, HtmlFragment, note
-from hadpo.report.qualitative import read_judgements, side_by_side
+from hadpo.report.qualitative import read_judgements, recorded_data_root, shr_image_paths, side_by_side
+from hadpo.report.training import run_gamma
+
+if TYPE_CHECKING:
+    from hadpo.display import Table
 
 NOTEBOOK = "05_dashboard"
 Config = DashboardConfig
@@ -131,12 +139,16 @@ def pope_results(cfg: DashboardConfig) -> PopeResults:
     return PopeResults(comparisons=comparisons, mean_f1=mean)
 
 
-def pope_table(cfg: DashboardConfig, results: PopeResults | None = None) -> pd.DataFrame:
-    """POPE per set in the HA-DPO README's layout (base, HA-DPO, Δ), intervals, McNemar p, mean-F1 rows."""
+def pope_table(cfg: DashboardConfig, results: PopeResults | None = None) -> Table:
+    """POPE per set in the HA-DPO README's layout (base ✗, HA-DPO ✓, Δ), intervals, McNemar p, mean-F1 rows;
+    every rate in % (``.frame`` holds the values)."""
     results = results or pope_results(cfg)
     frame = tables.pope_table(results.comparisons, model=cfg.model_name, mean_f1=results.mean_f1)
-    # The mean-of-sets rows fill only the F1 columns: show the others blank, not NaN.
-    return frame.astype(object).where(frame.notna(), "")
+    level = round(100 * cfg.confidence)
+    # The mean-of-sets rows fill only the F1 columns; the others show "—".
+    return tables.shown(frame, formats=tables.POPE_FORMATS, caption=(
+        f"All rates in %; Δ = HA-DPO − base in percentage points; {level}% bootstrap intervals over questions; "
+        "McNemar p from the questions whose correctness changed."))
 
 
 def pope_figure(cfg: DashboardConfig, results: PopeResults | None = None) -> Figure:
@@ -236,32 +248,44 @@ def _incomplete_note(lines: list[str]) -> str:
             "reported; rerun hadpo shr on that folder once the judge works (only the unjudged images are asked).")
 
 
-def shr_table(cfg: DashboardConfig, results: ShrResults | None = None) -> pd.DataFrame | HtmlFragment:
-    """SHR (×100, lower is better) base vs HA-DPO with length statistics, unjudged images and repetition.
+def shr_table(cfg: DashboardConfig, results: ShrResults | None = None) -> HtmlFragment:
+    """SHR (lower is better) base vs HA-DPO with description length (words and sentences per image) and judged /
+    unjudged image counts, then n-gram repetition in a second table; every rate in %.
 
     A model whose judgement left images unjudged is flagged in the ``Judgement`` column and in a warning above
-    the table.
+    the tables.
     """
     try:
         results = results or shr_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
-    table = tables.shr_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name,
+    frame = tables.shr_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name,
                              base_interval=results.base_interval, adapted_interval=results.adapted_interval)
+    formats = tables.shr_formats(frame)
+    # Two tables rather than one of 17 columns: the SHR with what it depends on, then how repetitive the text is.
+    repetition = [c for c in frame.columns if c.endswith("-gram rep. (%)")]
+    main = tables.shown(frame.drop(columns=repetition), formats=formats, caption=(
+        "SHR = hallucinated ÷ judged sentences, in %, lower is better; lengths and image counts per model (mean "
+        "over judge runs); Δ = HA-DPO − base."))
+    repeats = tables.shown(frame[["Model", "HA-DPO", *repetition]], formats=formats, caption=(
+        "Repetition: unique ÷ total n-grams over all descriptions, in % (higher = less repetitive)."))
+    body = main._repr_html_() + repeats._repr_html_()
     incomplete = incomplete_judgements(results)
     if not incomplete:
-        return table
+        return HtmlFragment(body)
     warning = note(_incomplete_note(incomplete))
-    return HtmlFragment(warning.body + table.to_html(index=False, na_rep="—"), css=warning.css)
+    return HtmlFragment(warning.body + body, css=warning.css)
 
 
-def judge_faults(cfg: DashboardConfig, results: ShrResults | None = None) -> pd.DataFrame | HtmlFragment:
-    """The SHR judge's requests and faults for both models (retries, 429s, 5xx, timeouts, re-asks, unjudged)."""
+def judge_faults(cfg: DashboardConfig, results: ShrResults | None = None) -> Table | HtmlFragment:
+    """The SHR judge's requests and faults for both models (retries, 429s, 5xx, timeouts, re-asks, unjudged), as
+    integer counts; "—" where a metrics file records none."""
     try:
         results = results or shr_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
-    return tables.judge_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name)
+    frame = tables.judge_table(results.base_metrics, results.adapted_metrics, model=cfg.model_name)
+    return tables.shown(frame, formats=tables.judge_formats(frame))
 
 
 def shr_figure(cfg: DashboardConfig, results: ShrResults | None = None) -> Figure | HtmlFragment:
@@ -284,15 +308,19 @@ def shr_figure(cfg: DashboardConfig, results: ShrResults | None = None) -> Figur
 
 
 def qualitative(cfg: DashboardConfig, results: ShrResults | None = None) -> HtmlFragment:
-    """The first ``qualitative_limit`` images described by both models, judged sentences highlighted."""
+    """The first ``qualitative_limit`` images described by both models: a thumbnail of each (embedded in the page)
+    and both descriptions side by side, hallucinated sentences highlighted."""
     try:
         results = results or shr_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
+    # Both runs describe the same SHR images; either one's recorded data root finds their files.
+    data_root = recorded_data_root(results.base_metrics) or recorded_data_root(results.adapted_metrics)
+    ids = [str(i) for i in results.base_judgements.get(cfg.qualitative_run, {})]
     return side_by_side(
         results.base_judgements, results.adapted_judgements, run=cfg.qualitative_run, limit=cfg.qualitative_limit,
         labels=(cfg.model_name, f"{cfg.model_name} + HA-DPO"), base_file=results.base_file,
-        adapted_file=results.adapted_file,
+        adapted_file=results.adapted_file, images=shr_image_paths(data_root, ids),
     )
 
 
@@ -317,12 +345,15 @@ def training_records(cfg: DashboardConfig) -> list[dict[str, Any]]:
 
 
 def training_curves(cfg: DashboardConfig) -> Figure | HtmlFragment:
-    """Loss, reward margin, reward accuracy, chosen/rejected log-probs; saved as ``training_curves.png``."""
+    """DPO loss, SFT term, total loss, rewards chosen/rejected, margin, accuracy, log-probs, gradient norm and
+    learning rate, each panel titled with what it plots; saved as ``training_curves.png``."""
     try:
         records = training_records(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
-    fig = plots.training_curves(records, smooth=cfg.smooth, title=f"DPO training — {cfg.run_name}")
+    assert cfg.train_dir is not None  # training_records raised Unavailable otherwise
+    fig = plots.training_curves(records, smooth=cfg.smooth, title=f"DPO training — {cfg.run_name}",
+                                gamma=run_gamma(cfg.train_dir))
     plots.save_figure(fig, Path(cfg.report_dir) / TRAINING_FIGURE)
     return fig
 
@@ -348,7 +379,7 @@ def throughput(records: list[dict[str, Any]]) -> dict[str, float] | None:
     return out or None
 
 
-def training_throughput(cfg: DashboardConfig) -> pd.DataFrame | HtmlFragment:
+def training_throughput(cfg: DashboardConfig) -> Table | HtmlFragment:
     """The training run's speed: median seconds per step, pairs (or examples) and language-model tokens per second."""
     try:
         records = training_records(cfg)
@@ -358,8 +389,10 @@ def training_throughput(cfg: DashboardConfig) -> pd.DataFrame | HtmlFragment:
     if speed is None:
         return note(f"{cfg.train_dir}: the training log records no speed (written before the kit logged it)")
     labels = {name: label for _, name, label in THROUGHPUT_KEYS}
-    return pd.DataFrame([{labels[k]: round(v, 3 if k == "seconds_per_step" else 1) for k, v in speed.items()}],
-                        index=[f"median over {len(records)} logged steps"])
+    frame = pd.DataFrame([{"Statistic": f"median over {len(records)} logged steps",
+                           **{labels[k]: v for k, v in speed.items()}}])
+    return tables.shown(frame, formats={label: "{:.3f}" if name == "seconds_per_step" else "{:,.1f}"
+                                        for _, name, label in THROUGHPUT_KEYS})
 
 
 # ---------------------------------------------------------------------------------------------------- published
@@ -367,9 +400,10 @@ def published_reference() -> HtmlFragment:
     """The HA-DPO README's LLaVA-1.5-7B POPE and SHR numbers, labelled as a published reference."""
     base, adapted = tables.published_mean_f1()
     body = (
-        f"<p><b>{tables.PUBLISHED_LABEL}.</b> Mean F1 over the three sets: {base:.2f} → {adapted:.2f}.</p>"
-        + tables.published_pope_table().to_html(index=False, float_format="{:.2f}".format)
-        + tables.published_shr_table().to_html(index=False, float_format="{:.1f}".format)
+        f"<p><b>{tables.PUBLISHED_LABEL}.</b> Mean F1 over the three sets: {base:.2f} → {adapted:.2f}. "
+        "All rates in %.</p>"
+        + tables.shown(tables.published_pope_table(), formats=tables.POPE_FORMATS)._repr_html_()
+        + tables.shown(tables.published_shr_table(), formats={"SHR (%)": "{:.1f}"})._repr_html_()
         + f'<p class="hadpo-muted">{tables.PUBLISHED_NOTE}</p>'
     )
     return HtmlFragment(body, title="Published reference: LLaVA-1.5-7B (HA-DPO README)")
@@ -443,7 +477,9 @@ def summary(
         last = records[-1]
         out["training"] = {"steps": last["step"], "last": last, "throughput": throughput(records)}
         if last.get("rewards/accuracies") is not None:
-            headline["final reward accuracy"] = f"{float(last['rewards/accuracies']):.3f} at step {last['step']}"
+            # In %, as every other headline number.
+            accuracy = 100 * float(last["rewards/accuracies"])
+            headline["final reward accuracy (%)"] = f"{accuracy:.1f} at step {last['step']}"
     out["headline"] = headline
     out["notes"] = notes
     atomic_write_json(Path(cfg.report_dir) / SUMMARY_FILE, out)
@@ -452,6 +488,78 @@ def summary(
 
 def _none_if_nan(value: float) -> float | None:
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _interval_cell(interval: Mapping[str, Any] | None, factor: float = 100.0) -> str:
+    if not interval:
+        return ""
+    return f"[{factor * interval['low']:.2f}, {factor * interval['high']:.2f}]"
+
+
+def _headline_rows(cfg: DashboardConfig, out: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Base vs HA-DPO rows of the headline table (rates in %) from :func:`summary`'s data."""
+    base_label, adapted_label = cfg.model_name, f"{cfg.model_name} + HA-DPO"
+    level = f"{round(100 * cfg.confidence)}% CI"
+    f1 = out["pope_mean_f1"]
+    rows = [{
+        "Measure": f"POPE F1, mean of {len(out['pope'])} set(s) (%)", "Better": "higher",
+        base_label: 100 * f1["base"]["estimate"], adapted_label: 100 * f1["hadpo"]["estimate"],
+        "Δ": 100 * f1["delta"], f"{level} base": _interval_cell(f1["base"]), f"{level} HA-DPO": _interval_cell(
+            f1["hadpo"]), "Note": "",
+    }]
+    shr = out.get("shr")
+    if shr is not None:
+        row: dict[str, Any] = {"Measure": "SHR (%)", "Better": "lower"}
+        complete = shr["base"]["complete"] is not False and shr["hadpo"]["complete"] is not False
+        base_value, adapted_value = shr["base"]["shr"], shr["hadpo"]["shr"]
+        if complete and base_value is not None and adapted_value is not None:
+            row.update({base_label: base_value, adapted_label: adapted_value, "Δ": adapted_value - base_value,
+                        f"{level} base": _interval_cell(shr["base"]["interval"]),
+                        f"{level} HA-DPO": _interval_cell(shr["hadpo"]["interval"]), "Note": ""})
+        else:
+            # An incomplete judgement is not a result: no number here, the SHR section shows why.
+            row.update({base_label: math.nan, adapted_label: math.nan, "Δ": math.nan, f"{level} base": "",
+                        f"{level} HA-DPO": "", "Note": "not reported: judgement incomplete"})
+        rows.append(row)
+    return rows
+
+
+def headline(cfg: DashboardConfig, *, pope: PopeResults | None = None, shr: ShrResults | None = None) -> HtmlFragment:
+    """The dashboard at a glance: mean POPE F1 and SHR, base vs HA-DPO (in %, with Δ and intervals), the last
+    training step's reward accuracy and margin, and a note per missing part.
+
+    Writes ``<report_dir>/summary.json`` (:func:`summary`, the index page's source) and shows it as tables,
+    never as a dict.
+    """
+    out = summary(cfg, pope=pope, shr=shr)
+    level = f"{round(100 * cfg.confidence)}% CI"
+    frame = pd.DataFrame(_headline_rows(cfg, out))
+    if not frame["Note"].astype(bool).any():
+        frame = frame.drop(columns=["Note"])  # an empty column is only noise
+    numbers = [c for c in frame.columns if c in (cfg.model_name, f"{cfg.model_name} + HA-DPO", "Δ")]
+    shown = tables.shown(frame, formats=dict.fromkeys(numbers, tables.PERCENT), caption=(
+        f"All rates in %; Δ = HA-DPO − base in percentage points; {level}: bootstrap intervals."))
+    parts = [shown._repr_html_()]
+    training = out.get("training")
+    if training is not None:
+        last = training["last"]
+        facts = [f"{training['steps']} optimiser steps logged"]
+        if isinstance(last.get("rewards/accuracies"), (int, float)):
+            facts.append(f"reward accuracy at the last step {100 * last['rewards/accuracies']:.1f} %")
+        if isinstance(last.get("rewards/margins"), (int, float)):
+            facts.append(f"reward margin {last['rewards/margins']:.3f}")
+        parts.append(f"<p><b>Training:</b> {html.escape('; '.join(facts))}.</p>")
+    css = ""
+    for message in out["notes"]:
+        fragment = note(message)
+        parts.append(fragment.body)
+        css = fragment.css
+    from hadpo.display import shown_value
+
+    written = shown_value(str((Path(cfg.report_dir) / SUMMARY_FILE).absolute()))
+    parts.append(f'<p class="hadpo-muted">Also written to <code>{html.escape(written)}</code>, whose headline the '
+                 "reports index shows.</p>")
+    return HtmlFragment("".join(parts), css=css)
 
 
 def run(cfg: DashboardConfig) -> dict[str, Any]:

@@ -4,18 +4,25 @@ statistics, the SHR judge's requests and faults, and the published LLaVA-1.5-7B 
 Ratios are shown as percentages with two decimals, as the HA-DPO README; ``Δ`` rows are adapted minus base in
 percentage points (or in the column's own unit for per-image counts). Interval columns hold ``[low, high]`` text
 so a table can be read, copied and exported without losing them.
+
+The builders return plain DataFrames (values unformatted); :func:`shown` turns one into what a notebook cell
+displays: an HTML table without an index column, each column formatted by kind (counts as integers, every rate of
+a table in one unit, missing values as ``—``), with the same table as text for the executed notebook.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from hadpo.eval.shr.metrics import is_complete
 from hadpo.report.stats import Interval, McNemarResult, PopeComparison
+
+if TYPE_CHECKING:
+    from hadpo.display import Table
 
 #: POPE metric key (evaluator's ``metrics.json``) → column header (HA-DPO README).
 POPE_HEADERS: dict[str, str] = {
@@ -45,6 +52,27 @@ PUBLISHED_NOTE = (
     "Popular + HA-DPO: F1 recomputed from the printed precision and recall (TP 1315, FP 178) is 87.87, "
     "not the printed 87.81 (a likely typo in the README); every other LLaVA-1.5 cell recomputes exactly."
 )
+
+
+#: Display formats by kind of column: rates in % (two decimals, as the README), counts as integers.
+PERCENT, COUNT, SECONDS = "{:.2f}", "{:.0f}", "{:.1f}"
+
+
+def count_format(values: Sequence[Any]) -> str:
+    """:data:`COUNT` when every value is whole (or missing), else two decimals: a mean over judge runs that
+    differ must not be rounded into a count it is not."""
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not math.isnan(float(v))]
+    return COUNT if all(v.is_integer() for v in numbers) else "{:.2f}"
+
+
+def shown(frame: pd.DataFrame, *, formats: Mapping[str, str] | None = None, caption: str | None = None) -> Table:
+    """What a dashboard cell displays for ``frame``: :func:`hadpo.notebooks.table` (HTML without the index column,
+    text left-aligned, missing values as ``—``), with ``formats`` (column → format string) for the columns the
+    frame has. Numeric columns without a format must hold integers; give every rate of one table the same unit."""
+    from hadpo.display import table
+
+    return table(frame.reset_index(drop=True), caption=caption,
+                 formats={c: f for c, f in (formats or {}).items() if c in frame.columns})
 
 
 def pct(value: float | None) -> float:
@@ -110,6 +138,10 @@ def pope_table(
     if mean_f1 is not None:
         rows.extend(_mean_f1_rows(mean_f1, model=model, ci_metrics=ci_metrics, confidence=confidence))
     return pd.DataFrame(rows, columns=columns)
+
+
+#: Formats of :func:`pope_table`'s columns: every rate in %.
+POPE_FORMATS: dict[str, str] = {h: PERCENT for h in POPE_HEADERS.values()}
 
 
 def _mean_f1_rows(
@@ -224,6 +256,19 @@ def shr_table(
     return frame.rename(columns={"SHR CI": f"SHR {round(100 * interval.confidence)}% CI"})
 
 
+#: SHR columns counted in images (a mean over judge runs).
+SHR_COUNT_COLUMNS = ("Judged images", "Unjudged images", "Skipped images")
+
+
+def shr_formats(frame: pd.DataFrame) -> dict[str, str]:
+    """Formats of :func:`shr_table`'s columns: rates in %, lengths per image, image counts as integers."""
+    formats = {"SHR (%)": PERCENT, "Hal. words (%)": PERCENT, "Words / image": "{:.1f}",
+               "Sentences / image": "{:.2f}", "Hal. sentences / image": "{:.2f}",
+               **{f"{n}-gram rep. (%)": PERCENT for n in range(1, 5)}}
+    formats.update({c: count_format(frame[c].tolist()) for c in SHR_COUNT_COLUMNS if c in frame.columns})
+    return formats
+
+
 #: Judge fault columns: header → (section of metrics["judge"], key); "calls" holds the client's counters.
 JUDGE_COLUMNS: dict[str, tuple[str | None, str]] = {
     "Requests": ("calls", "requests"),
@@ -253,6 +298,12 @@ def judge_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
     reasons = judge.get("unjudged_reasons") if isinstance(judge, Mapping) else None
     row["Unjudged because"] = ", ".join(f"{k}: {v}" for k, v in reasons.items()) if reasons else ""
     return row
+
+
+def judge_formats(frame: pd.DataFrame) -> dict[str, str]:
+    """Formats of :func:`judge_table`'s columns: counts as integers, the Retry-After wait in seconds."""
+    return {c: SECONDS if c == "Retry-After wait (s)" else count_format(frame[c].tolist())
+            for c in JUDGE_COLUMNS if c in frame.columns}
 
 
 def judge_table(base: Mapping[str, Any], adapted: Mapping[str, Any], *, model: str = "LLaVA-1.5") -> pd.DataFrame:

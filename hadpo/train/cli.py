@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "killed one resumes from its last checkpoint.",
     )
     add_params_arguments(p)
-    p.add_argument("--force", action="store_true", help="train again even if a finished run exists")
+    p.add_argument("--force", action="store_true",
+                   help="train again from step 0 even if a finished run exists (the same as -p force True)")
     p.set_defaults(func=_run)
     from hadpo.train.config import TrainConfig
 
@@ -29,5 +30,5 @@ def _run(args: argparse.Namespace) -> int:
     from hadpo.train.config import TrainConfig
     from hadpo.train.stage import launch_training
 
-    launch_training(config_from_args(TrainConfig, args), force=args.force)
+    launch_training(config_from_args(TrainConfig, args, {"force": True} if args.force else None))
     return 0

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from hadpo.config import Params, check, component, param
 from hadpo.plugins import OBJECTIVES, check_registered
-from hadpo.specs import LaunchSpec, ModelSpec, PromptSpec, data_root_param
+from hadpo.specs import LaunchSpec, ModelSpec, PromptSpec, RerunSpec, data_root_param
 
 
 @dataclass
@@ -88,6 +88,7 @@ class TrainConfig(Params):
     save_total_limit: int = param(2, "Checkpoints kept.")
     logging_steps: int = param(1, "Append metrics every N optimiser steps.")
     report_to: Literal["none", "wandb", "tensorboard"] = param("none", "Also log to wandb/tensorboard if installed.")
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         check_registered(OBJECTIVES, self.objective, "objective")

@@ -12,7 +12,9 @@ from typing import Any
 
 from hadpo.errors import ParamsError
 from hadpo.io import atomic_write_json, read_json
+from hadpo.rerun import set_aside
 from hadpo.runlock import run_lock
+from hadpo.specs import RerunSpec
 from hadpo.train.checkpoint import LATEST
 from hadpo.train.config import TrainConfig
 from hadpo.train.launch import LaunchCommand, build_launch_command, run_streaming
@@ -46,37 +48,51 @@ def holds_progress(out: Path) -> bool:
             or (metrics.is_file() and metrics.stat().st_size > 0))
 
 
+def recorded_config(cfg: TrainConfig) -> dict[str, Any]:
+    """What ``train_config.json`` holds for ``cfg`` (the child reads it; a rerun must match it): every key but
+    ``force``, so a forced run and the ordinary reruns after it are the same run."""
+    return RerunSpec.unrecorded(cfg.to_dict())
+
+
+def _written_config(path: Path) -> dict[str, Any]:
+    return RerunSpec.unrecorded(read_json(path))
+
+
 def finished(cfg: TrainConfig) -> dict[str, Any] | None:
     """The summary of a finished run with the same config, or None (a changed config trains again)."""
     out = Path(cfg.output_dir)
     done, written = out / DONE_FILE, out / CONFIG_FILE
-    if done.is_file() and written.is_file() and read_json(written) == cfg.to_dict():
+    if done.is_file() and written.is_file() and _written_config(written) == recorded_config(cfg):
         return read_json(done)
     return None
 
 
-def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = print, force: bool = False) -> dict:
+def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = print) -> dict:
     """Train in a child process and return its summary; a finished run with the same config is skipped.
 
-    A killed run resumes from its last checkpoint when launched again with the same config. A non-zero exit
+    A killed run resumes from its last checkpoint when launched again with the same config. With ``cfg.rerun.force``
+    everything in the run folder (a finished run, a killed one, or another config's) is first moved into
+    ``replaced-<UTC time>/`` there (:func:`hadpo.rerun.set_aside`) and training starts from step 0. A non-zero exit
     raises :class:`hadpo.train.launch.TrainingFailed` quoting the end of the log.
     The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
     """
     out = Path(cfg.output_dir)
     # One writer per run folder, held while the child runs (the child itself never takes it); a second run stops here.
     with run_lock(out, what="training"):
-        if not force and (summary := finished(cfg)) is not None:
+        if cfg.rerun.force:
+            set_aside(out, log=echo)
+        elif (summary := finished(cfg)) is not None:
             if echo is not None:
-                echo(f"[hadpo] {out} already trained with this config; skipping (force=True retrains)")
+                echo(f"[hadpo] {out} already trained with this config; skipping (force: true retrains)")
             return summary
         written = out / CONFIG_FILE
-        if written.is_file() and read_json(written) != cfg.to_dict() and holds_progress(out):
+        if written.is_file() and _written_config(written) != recorded_config(cfg) and holds_progress(out):
             # A different config must not resume another run's checkpoints; a config left by a run that died before
             # its first step (a typo'd model path, say) guards nothing and is replaced.
             raise ParamsError(
                 f"{out} holds a run with a different config ({written}); choose another output_dir or delete it"
             )
-        atomic_write_json(written, cfg.to_dict())
+        atomic_write_json(written, recorded_config(cfg))
         cmd = launch_command(cfg)
         if echo is not None:
             echo(f"[hadpo] {cmd.shell()}")
@@ -86,3 +102,21 @@ def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = pri
 
 #: The stage's entry point (notebook 02): :func:`launch_training`.
 run = launch_training
+
+
+def summary_table(summary: dict[str, Any]):
+    """A finished run's summary (what :func:`launch_training` returns) as a one-row table: steps and examples as
+    counts, the time, the peak GPU memory, and what the run wrote (adapter or model folder)."""
+    from hadpo.display import shown_value, table
+    from hadpo.progress import format_duration
+
+    known = {"steps", "examples", "world_size", "seconds", "peak_gpu_memory_gb", "projector_trained"}
+    row: dict[str, Any] = {"Steps": summary.get("steps"), "Examples": summary.get("examples"),
+                           "Processes": summary.get("world_size"),
+                           "Time": format_duration(float(summary.get("seconds") or 0.0)),
+                           "Peak GPU memory (GB)": summary.get("peak_gpu_memory_gb")}
+    if "projector_trained" in summary:
+        row["Projector"] = "trained" if summary["projector_trained"] else "frozen"
+    # What the objective saved ("adapter", "model", or a registered objective's own keys).
+    row.update({f"Output: {key}": shown_value(value) for key, value in summary.items() if key not in known})
+    return table([row], formats={"Peak GPU memory (GB)": "{:.2f}"})

@@ -9,9 +9,7 @@ and the final outputs (PEFT adapter, projector, resolved config, manifest).
 from __future__ import annotations
 
 import math
-import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,10 @@ from typing import Any
 from hadpo.distributed import DistContext, all_reduce_mean, all_reduce_sum, barrier, init_distributed, teardown
 from hadpo.io import atomic_write_json
 from hadpo.manifest import environment
+from hadpo.progress import progress, quiet_library_bars
 from hadpo.train.checkpoint import load_checkpoint, save_checkpoint
 from hadpo.train.config import TrainConfig
-from hadpo.train.metrics import MetricsLogger, Throughput, format_postfix
+from hadpo.train.metrics import MetricsLogger, Throughput
 from hadpo.train.plan import StepPlan
 from hadpo.train.precision import MixedPrecision
 from hadpo.train.schedule import lr_multiplier
@@ -120,7 +119,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         print(f"[hadpo.train] {cfg.objective}: {len(objective.dataset)} examples, {plan.total_steps} steps, "
               f"world {info.world_size}, {'deepspeed' if use_ds else 'torch'} on {info.device}; {what}", flush=True)
 
-    bar = _progress(plan.total_steps, start, info.is_main)
+    bar = progress(plan.total_steps, "train", unit="steps", initial=start, enabled=info.is_main)
     forward = engine if engine is not None else objective
     throughput = Throughput(objective.unit, plan.global_micro_batch * cfg.gradient_accumulation_steps)
     for step in range(start, plan.total_steps):
@@ -158,20 +157,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         throughput.stop(all_reduce_sum(tokens, info))
         if (step + 1) % cfg.logging_steps == 0 or step + 1 == plan.total_steps:
             logger.log(step + 1, {**values, **throughput.report()})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(format_postfix(values))
+        bar.update(1)
+        # Two short numbers: a long postfix squeezes a terminal bar, and the summary line ends with them.
+        bar.set_postfix(loss=values.get("loss"), acc=values.get("rewards/accuracies"))
         if (step + 1) % cfg.save_steps == 0 and step + 1 < plan.total_steps:
             save_checkpoint(ckpt_root, step + 1, engine=engine, model=objective, optimizer=optimizer,
                             scheduler=scheduler, is_main=info.is_main, keep=cfg.save_total_limit)
-    if bar is not None:
-        bar.close()
+    bar.close()
     logger.close()
 
     barrier(info)
     summary = {"steps": plan.total_steps, "examples": len(objective.dataset), "world_size": info.world_size,
                "seconds": round(time.time() - t0, 2), "peak_gpu_memory_gb": _peak_gpu_memory_gb(info),
-               **objective.save(out, engine=engine, is_main=info.is_main)}
+               **_save(objective, out, engine, info)}
     if info.is_main:
         atomic_write_json(out / "train_config.resolved.json", cfg.to_dict())
         atomic_write_json(out / "manifest.json", {"config": cfg.to_dict(), **environment(),
@@ -191,11 +189,7 @@ def _peak_gpu_memory_gb(info: DistContext) -> float | None:
     return round(torch.cuda.max_memory_allocated(torch.device(info.device)) / 2**30, 2)
 
 
-def _progress(total: int, start: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    # Lines, not carriage returns: the bar is read through a pipe by the notebook and the log.
-    return tqdm(total=total, initial=start, desc="train", file=sys.stdout, mininterval=2.0,
-                dynamic_ncols=False, ncols=100, ascii=True, disable=os.environ.get("HADPO_NO_PROGRESS") == "1")
+def _save(objective: Any, out: Path, engine: Any, info: DistContext) -> dict[str, Any]:
+    """The objective's outputs, without transformers' "Writing model shards" bar when bars are not live."""
+    with quiet_library_bars():
+        return objective.save(out, engine=engine, is_main=info.is_main)

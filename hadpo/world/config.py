@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from hadpo.config import Params, check, component, param
-from hadpo.specs import PromptSpec
+from hadpo.specs import PromptSpec, RerunSpec
 from hadpo.world.palette import MAX_PAIRS
 
 #: Grid side: 3 × 3 cells, one column per object.
@@ -138,6 +138,7 @@ class BaseModelConfig(Params):
                                 section="behaviour check")
     eval_batch_size: int = param(64, "Batch size of the evaluation passes.")
     eval_limit: int | None = param(None, "Evaluate on the first N questions / images only (quick runs).")
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         w = self.world

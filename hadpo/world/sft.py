@@ -72,4 +72,6 @@ def _pretrain_vision(model: Any, processor: Any, layout: DataLayout, images: lis
               if p in records]
     result = pretrain_vision_tower(model, processor, patch_targets(chosen, grid), steps=options.vision_pretrain_steps,
                                    lr=options.vision_pretrain_lr, seed=cfg.seed, image_mode=cfg.prompt_spec.image_mode)
-    print(f"[hadpo.train] vision pretraining stand-in: {result}", flush=True)
+    # One readable line in the training log and notebook 00 (a dict's repr is neither).
+    shown = ", ".join(f"{k.removeprefix('vision_pretrain_').replace('_', ' ')} {v:.3g}" for k, v in result.items())
+    print(f"[hadpo.train] vision pretraining stand-in: {shown}", flush=True)

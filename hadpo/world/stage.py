@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hadpo.display import shown_value, table
 from hadpo.io import atomic_write_json, read_json
 from hadpo.world.config import BaseModelConfig
 
@@ -35,6 +36,24 @@ TARGETS = {
     "adversarial_minus_random_yes_ratio": ("≥", 0.10),
     "absent_object_sentence_share": ("≥", 0.10),
     "partner_share": ("≥", 0.90),
+}
+#: The behaviour measures as notebook 00's table names them (all shares, shown in %; the difference in points).
+MEASURE_LABELS = {
+    "pope_random_accuracy": "POPE random: accuracy",
+    "adversarial_minus_random_yes_ratio": "POPE yes-ratio: adversarial minus random (points)",
+    "absent_object_sentence_share": "Description sentences naming an absent object",
+    "partner_share": "… of those, naming the absent partner of a present object",
+    "pope_random_yes_ratio": "POPE random: yes-ratio",
+    "pope_adversarial_yes_ratio": "POPE adversarial: yes-ratio",
+    "hallucinated_sentence_share": "Description sentences judged hallucinated",
+    "wrong_column_share": "Description sentences with a present object in the wrong column",
+}
+#: The SFT corpus' conversation kinds (``world.json`` counts) as the world table names them.
+_SFT_KINDS = {
+    "desc": "SFT conversations: descriptions",
+    "qa_yes": "SFT conversations: question about a present object",
+    "qa_no": "SFT conversations: question about a random absent object",
+    "qa_adv": "SFT conversations: question about an absent partner",
 }
 
 
@@ -54,15 +73,67 @@ def build_world(cfg: BaseModelConfig) -> dict[str, Any]:
     return {"data_root": cfg.data_root, "counts": meta.get("counts"), "pairs": meta.get("pairs")}
 
 
+def world_table(world: dict[str, Any]):
+    """What :func:`build_world` made, as a table of counts, the co-occurrence pairs in the caption."""
+    counts = world.get("counts") or {}
+    rows = [{"What": f"{split.upper() if split in ('pope', 'shr') else split.capitalize()} images", "Count": n}
+            for split, n in (counts.get("images") or {}).items()]
+    rows.append({"What": "Objects placed", "Count": counts.get("objects", 0)})
+    rows += [{"What": _SFT_KINDS.get(kind, f"SFT conversations: {kind}"), "Count": n}
+             for kind, n in (counts.get("sft") or {}).items()]
+    pairs = "; ".join(" + ".join(p) for p in world.get("pairs") or [])
+    return table(rows, caption=f"Co-occurrence pairs: {pairs}" if pairs else None)
+
+
 def build_untrained_model(cfg: BaseModelConfig) -> str:
-    """The untrained tiny LLaVA (tokenizer trained on every text of the world); skipped when it exists."""
+    """The untrained tiny LLaVA (tokenizer trained on every text of the world); skipped when it exists.
+
+    With ``cfg.rerun.force`` the earlier model and behaviour report are first moved into
+    ``<model_dir>/replaced-<UTC time>/`` (:func:`hadpo.rerun.set_aside`) and the model is built again; the SFT and
+    the behaviour check then redo theirs (the ``force`` of the configs they build).
+    """
     from hadpo.models.tiny import TinyLlavaConfig, build_tiny_llava
+    from hadpo.progress import quiet_library_bars
+    from hadpo.rerun import set_aside
     from hadpo.world.load import tokenizer_corpus
 
     out = Path(cfg.model_dir) / "untrained"
+    if cfg.rerun.force:
+        set_aside(cfg.model_dir, [out.name, BEHAVIOUR_FILE])
     if not (out / "config.json").is_file():
-        build_tiny_llava(out, tokenizer_corpus(cfg.data_root), TinyLlavaConfig(seed=cfg.world.seed))
+        with quiet_library_bars():  # transformers' "Writing model shards" bar, on stderr
+            build_tiny_llava(out, tokenizer_corpus(cfg.data_root), TinyLlavaConfig(seed=cfg.world.seed))
     return str(out)
+
+
+def _parameter_count(model_dir: Path) -> int:
+    """Parameters in a model folder's safetensors files, from their headers (no weights read)."""
+    import json
+    import math
+    import struct
+
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with path.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+def model_table(model_dir: str):
+    """A model folder's geometry in one row: parameters, vocabulary, layers and widths, image tokens per image."""
+    folder = Path(model_dir)
+    config = read_json(folder / "config.json")
+    text, vision = config.get("text_config", {}), config.get("vision_config", {})
+    return table([{
+        "Model folder": shown_value(str(folder.absolute())),
+        "Parameters": _parameter_count(folder),
+        "Vocabulary": text.get("vocab_size"),
+        "Language model (layers × width)": f"{text.get('num_hidden_layers')} × {text.get('hidden_size')}",
+        "Vision tower (layers × width)": f"{vision.get('num_hidden_layers')} × {vision.get('hidden_size')}",
+        "Image tokens per image": config.get("image_seq_length"),
+    }], formats={"Parameters": "{:,}"})
 
 
 def sft_config(cfg: BaseModelConfig):
@@ -77,15 +148,24 @@ def sft_config(cfg: BaseModelConfig):
         warmup_ratio=1 / 30, weight_decay=0.01, adam_beta2=0.98, max_grad_norm=1.0, num_epochs=cfg.sft_epochs,
         max_steps=cfg.sft_max_steps, per_device_batch_size=cfg.sft_batch_size, seed=cfg.world.seed,
         launcher="python", deepspeed_config=None, device="cpu", save_steps=200, disable_dropout=True,
+        force=cfg.rerun.force,
     ), source="notebook 00's SFT")
 
 
 def train_base_model(cfg: BaseModelConfig, echo: Callable[[str], Any] | None = print) -> dict[str, Any]:
-    """SFT the tiny LLaVA in a child process (skipped when trained with the same settings)."""
+    """SFT the tiny LLaVA in a child process (skipped when trained with the same settings; redone with force)."""
     from hadpo.train.stage import launch_training
 
-    build_untrained_model(cfg)
+    # Builds the untrained model only if it is missing: with force, build_untrained_model(cfg) has rebuilt it.
+    build_untrained_model(cfg.replace(force=False))
     return launch_training(sft_config(cfg), echo=echo)
+
+
+def training_table(summary: dict[str, Any]):
+    """The SFT run's summary (:func:`train_base_model`) as a one-row table."""
+    from hadpo.train.stage import summary_table
+
+    return summary_table(summary)
 
 
 def _pope(cfg: BaseModelConfig, eval_dir: Path) -> dict[str, Any]:
@@ -95,7 +175,7 @@ def _pope(cfg: BaseModelConfig, eval_dir: Path) -> dict[str, Any]:
     pope_cfg = PopeConfig.from_dict(dict(
         set="all", data_root=cfg.data_root, model=cfg.base_model, run_dir=str(eval_dir / "pope"),
         batch_size=cfg.eval_batch_size, max_new_tokens=24, limit=cfg.eval_limit, device="cpu", progress=False,
-        template=cfg.prompt_spec.template, image_mode=cfg.prompt_spec.image_mode,
+        template=cfg.prompt_spec.template, image_mode=cfg.prompt_spec.image_mode, force=cfg.rerun.force,
     ))
     return run_pope(pope_cfg)
 
@@ -108,6 +188,7 @@ def _shr(cfg: BaseModelConfig, eval_dir: Path) -> tuple[dict[str, Any], Path]:
         data_root=cfg.data_root, model=cfg.base_model, run_dir=str(eval_dir / "shr"), judge="oracle",
         num_beams=cfg.eval_num_beams, max_new_tokens=96, batch_size=cfg.eval_batch_size, limit=cfg.eval_limit,
         device="cpu", progress=False, template=cfg.prompt_spec.template, image_mode=cfg.prompt_spec.image_mode,
+        force=cfg.rerun.force,
     ))
     return run_shr(shr_cfg), Path(shr_cfg.run_dir)
 
@@ -178,19 +259,22 @@ def measure_base_model(cfg: BaseModelConfig) -> dict[str, Any]:
 
 
 def behaviour_table(report: dict[str, Any]):
-    """The behaviour check as a table: each target, what was measured, and whether it is met."""
-    import pandas as pd
-
-    rows = [{"measure": k, "target": v["target"], "measured": round(v["measured"], 4), "met": v["met"]}
-            for k, v in report["targets"].items()]
+    """The behaviour check as a table: each target, what was measured, and whether it is met (shares in %)."""
+    rows = []
+    for key, (op, value) in TARGETS.items():
+        met = report["targets"][key]["met"]
+        rows.append({"Measure": MEASURE_LABELS[key], "Target (%)": f"{op} {100 * value:g}",
+                     "Measured (%)": 100 * report[key], "Met": "yes" if met else "NO"})
     for key in ("pope_random_yes_ratio", "pope_adversarial_yes_ratio", "hallucinated_sentence_share",
                 "wrong_column_share"):
-        rows.append({"measure": key, "target": "(reported)", "measured": round(report[key], 4), "met": None})
-    return pd.DataFrame(rows)
+        rows.append({"Measure": MEASURE_LABELS[key], "Target (%)": "(reported)", "Measured (%)": 100 * report[key],
+                     "Met": ""})
+    return table(rows, formats={"Measured (%)": "{:.1f}"})
 
 
 def run(cfg: BaseModelConfig) -> dict[str, Any]:
     """The whole stage: world, untrained model, SFT, behaviour check; returns the behaviour report."""
     build_world(cfg)
+    build_untrained_model(cfg)
     train_base_model(cfg)
     return measure_base_model(cfg)

@@ -18,7 +18,7 @@ from hadpo.mining.config import DataConfig
 from hadpo.mining.leak import load_eval_images
 from hadpo.mining.mine import mine
 from hadpo.mining.select import select_images
-from hadpo.mining.stage import preview_pairs
+from hadpo.mining.stage import pair_previews, preview_pairs
 from hadpo.world.mining_oracle import mining_oracle
 from hadpo.world.shr_oracle import world_categories, world_objects
 from hadpo.world.text import parse_sentence
@@ -83,8 +83,12 @@ def test_outputs_are_in_the_released_schema_and_load_for_training(mined):
     assert stats["pairs"]["offline"] == {"desc": 2 * len(desc), "qa": sum(1 for r in qa if not r.correct),
                                          "total": 2 * len(desc) + sum(1 for r in qa if not r.correct)}
     assert stats["pairs"]["all"]["desc"] == 3 * len(desc)
-    table = preview_pairs(cfg, n=2)
-    assert list(table["kind"]) == ["desc", "desc", "qa", "qa"][: len(table)] and len(table) >= 2
+    previews = pair_previews(cfg, n=2)
+    assert [p.kind for p in previews] == ["desc", "desc", "qa", "qa"][: len(previews)] and len(previews) >= 2
+    # The judge's hallucinated sentences of each previewed image are known, and shown whole in the page.
+    assert all(p.hallucinated for p in previews if p.kind == "desc")
+    page = preview_pairs(cfg, n=2)._repr_html_()
+    assert previews[0].rejected.split(".")[0] in page and 'class="hal"' in page
     manifest = read_json(desc_path.parent / "mining.json")
     assert manifest["judge"]["model"] == "shapes-mining-oracle" and manifest["config"]["name"] == "mined"
 
@@ -167,6 +171,38 @@ def test_released_data_is_never_overwritten(mining_world, tiny_model_dir, tmp_pa
         mine(config(root, tmp_path / "run", tiny_model_dir, name="llava-v1.5"))
     with pytest.raises(ParamsError, match="source: mine"):
         mine(config(root, tmp_path / "run", tiny_model_dir, source="released"))
+
+
+def test_force_mines_again_and_keeps_the_earlier_run_but_never_moves_released_data(
+        mining_world, tiny_model_dir, tmp_path, planted_descriptions):
+    import shutil
+
+    from hadpo.mining import stage
+
+    root = tmp_path / "data"
+    shutil.copytree(mining_world, root)
+    cfg = config(root, tmp_path / "run", tiny_model_dir)
+    plant(cfg, planted_descriptions)
+    first = stage.run(cfg)
+    desc, pope = stage.training_files(cfg)
+    earlier = desc.read_bytes()
+
+    forced = stage.run(cfg.replace(force=True))
+    (run_backup,) = Path(cfg.run_dir).glob("replaced-*")
+    assert {"selection.json", "descriptions.jsonl", "corrections.jsonl", "data_stats.json"} <= {
+        p.name for p in run_backup.iterdir()}
+    (data_backup,) = desc.parent.glob("replaced-*")
+    assert sorted(p.name for p in data_backup.iterdir()) == ["desc_data.json", "mining.json", "pope_data.json"]
+    assert (data_backup / "desc_data.json").read_bytes() == earlier
+    assert desc.is_file() and pope.is_file() and (Path(cfg.run_dir) / "descriptions.jsonl").is_file()
+    assert forced["selection"] == first["selection"]  # the same images, now described by the model itself
+
+    released = root / "hadpo" / "llava-v1.5"
+    released.mkdir(parents=True)
+    (released / "desc_data.json").write_text("{}")
+    with pytest.raises(ParamsError, match="mining did not write"):
+        stage.run(config(root, tmp_path / "run2", tiny_model_dir, name="llava-v1.5", force=True))
+    assert [p.name for p in released.iterdir()] == ["desc_data.json"]
 
 
 def test_the_model_describes_the_images_that_have_no_description(mining_world, tiny_model_dir, tiny_loaded, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hadpo.errors import DataError
-from hadpo.report.html import HtmlFragment, note, page, write_index
+from hadpo.report.html import THUMBNAIL_PX, HtmlFragment, image_html, note, page, thumbnail_uri, write_index
 
 
 def test_fragment_displays_and_saves_a_standalone_page(tmp_path: Path) -> None:
@@ -24,6 +26,35 @@ def test_fragment_displays_and_saves_a_standalone_page(tmp_path: Path) -> None:
 def test_note_escapes_its_message() -> None:
     assert "&lt;missing&gt;" in note("SHR not available: <missing> not found")._repr_html_()
     assert "<title>t&lt;</title>" in page("t<", "")
+
+
+def _decoded(uri: str):
+    from PIL import Image
+
+    header, data = uri.split(",", 1)
+    return header, Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def test_thumbnail_uri_embeds_a_small_copy(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (800, 400), (1, 2, 3)).save(tmp_path / "photo.jpg")
+    Image.new("RGB", (48, 48), (200, 0, 0)).save(tmp_path / "shape.png")
+    header, image = _decoded(thumbnail_uri(tmp_path / "photo.jpg") or "")
+    assert header == "data:image/jpeg;base64" and image.size == (THUMBNAIL_PX, THUMBNAIL_PX // 2)
+    # A tiny drawn image is enlarged (pixels kept sharp) and stays PNG.
+    header, image = _decoded(thumbnail_uri(tmp_path / "shape.png", size=96) or "")
+    assert header == "data:image/png;base64" and image.size == (96, 96)
+    assert image.getpixel((50, 50)) == (200, 0, 0)
+
+
+def test_thumbnail_of_a_missing_or_broken_file_is_a_placeholder(tmp_path: Path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert thumbnail_uri(tmp_path / "broken.jpg") is None and thumbnail_uri(tmp_path / "nope.jpg") is None
+    placeholder = image_html(None, alt="image <3>")
+    assert 'class="hadpo-noimg"' in placeholder and "image &lt;3&gt;" in placeholder and "<img" not in placeholder
+    shown = image_html("data:image/png;base64,AAAA", alt='a "b"')
+    assert shown.startswith('<img class="hadpo-thumb" src="data:image/png;base64,AAAA" alt="a &quot;b&quot;"')
 
 
 def _run(root: Path, name: str, pages: list[str], summary: dict | None = None, mtime: float | None = None) -> None:

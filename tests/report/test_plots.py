@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -12,35 +13,83 @@ from hadpo.report.stats import Interval
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 RECORDS = [
-    {"step": s, "loss": 0.7 - 0.1 * s, "rewards/margins": 0.1 * s, "rewards/accuracies": 0.5 + 0.1 * s,
-     "logps/chosen": -10.0 + s, "logps/rejected": -10.0 - s}
+    {"step": s, "loss": 0.7 - 0.1 * s, "rewards/chosen": 0.05 * s, "rewards/rejected": -0.05 * s,
+     "rewards/margins": 0.1 * s, "rewards/accuracies": 0.5 + 0.1 * s, "logps/chosen": -10.0 + s,
+     "logps/rejected": -10.0 - s, "grad_norm": 1.0, "learning_rate": 1e-4}
     for s in range(1, 5)
 ]
+#: The same steps with an SFT term: the trainer logs loss = DPO + γ · sft_loss (here γ = 0.5, SFT 2.0 → +1.0).
+WITH_SFT = [{**r, "sft_loss": 2.0, "loss": r["loss"] + 1.0} for r in RECORDS]
 
 
-def test_training_curves_has_the_four_panels_and_saves_png(tmp_path: Path) -> None:
+def _titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _line(fig: Figure, title_start: str, index: int = 0) -> list[float]:
+    ax = next(ax for ax in fig.axes if ax.get_title().startswith(title_start))
+    return [round(float(v), 6) for v in ax.get_lines()[index].get_ydata()]
+
+
+def test_training_curves_has_a_panel_per_logged_quantity_and_saves_png(tmp_path: Path) -> None:
     fig = plots.training_curves(RECORDS, title="run")
     assert isinstance(fig, Figure)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == [t for t, _ in plots.TRAINING_PANELS]
-    logps = fig.axes[3]
-    assert [line.get_label() for line in logps.get_lines()] == ["chosen", "rejected"]
-    assert list(logps.get_lines()[1].get_ydata()) == [-11.0, -12.0, -13.0, -14.0]
+    assert _titles(fig) == ["DPO loss (= total loss, γ = 0)", "SFT term (chosen NLL per token, before γ)",
+                            "Total loss (= DPO loss, γ = 0)", "Rewards (β · log-ratio)",
+                            "Reward margin (chosen − rejected)", "Reward accuracy (%)", "Log-probabilities (policy)",
+                            "Gradient norm", "Learning rate"]
+    rewards = fig.axes[3]
+    assert [line.get_label() for line in rewards.get_lines()] == ["chosen", "rejected"]
+    assert _line(fig, "Rewards", 1) == [-0.05, -0.1, -0.15, -0.2]
+    assert _line(fig, "Reward accuracy") == [60.0, 70.0, 80.0, 90.0]  # in %, as the dashboard's tables
+    assert _line(fig, "Log-probabilities", 1) == [-11.0, -12.0, -13.0, -14.0]
+    assert fig.axes[1].texts[0].get_text() == "no SFT term (γ = 0)"
     path = plots.save_figure(fig, tmp_path / "sub" / "curves.png")
     assert path.read_bytes().startswith(PNG_MAGIC)
     assert not list(path.parent.glob(".*.tmp"))
 
 
-def test_training_curves_marks_metrics_never_logged() -> None:
+def test_the_total_loss_is_never_called_the_dpo_loss() -> None:
+    fig = plots.training_curves(WITH_SFT, gamma=0.5)
+    assert _titles(fig)[:3] == ["DPO loss (total − 0.5 · SFT)", "SFT term (chosen NLL per token, before γ)",
+                                "Total loss (DPO + 0.5 · SFT)"]
+    assert _line(fig, "DPO loss") == [0.6, 0.5, 0.4, 0.3]  # total minus γ · SFT: the DPO loss alone
+    assert _line(fig, "Total loss") == [1.6, 1.5, 1.4, 1.3]
+    assert _line(fig, "SFT term") == [2.0] * 4
+
+
+def test_an_sft_term_without_a_known_gamma_is_not_split_by_guessing() -> None:
+    fig = plots.training_curves(WITH_SFT)
+    dpo = fig.axes[0]
+    assert dpo.get_title() == "DPO loss" and not dpo.get_lines()
+    assert "γ not recorded" in dpo.texts[0].get_text()
+    assert _titles(fig)[2] == "Total loss (DPO + γ · SFT)" and _line(fig, "Total loss") == [1.6, 1.5, 1.4, 1.3]
+
+
+def test_training_curves_of_an_sft_run_mark_the_preference_panels() -> None:
     fig = plots.training_curves([{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}])
-    texts = [t.get_text() for ax in fig.axes[1:] for t in ax.texts]
-    assert texts == ["not logged"] * 3
+    assert _titles(fig)[2] == "Training loss"
+    notes = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in fig.axes}
+    assert notes["DPO loss"] == ["not a preference run"]
+    assert notes["Reward margin (chosen − rejected)"] == ["not logged"]
 
 
 def test_training_curves_smoothing_draws_the_trailing_mean() -> None:
     fig = plots.training_curves(RECORDS, smooth=2)
-    smoothed = fig.axes[0].get_lines()[1].get_ydata()
-    assert [round(v, 6) for v in smoothed] == [0.6, 0.55, 0.45, 0.35]
+    assert _line(fig, "Total loss", 1) == [0.6, 0.55, 0.45, 0.35]
+
+
+def test_run_gamma_comes_from_the_run_config(tmp_path: Path) -> None:
+    from hadpo.report.training import curves, run_gamma
+
+    assert run_gamma(tmp_path) is None
+    (tmp_path / "manifest.json").write_text(json.dumps({"config": {"gamma": 0.5}}))
+    assert run_gamma(tmp_path) == 0.5
+    (tmp_path / "train_config.resolved.json").write_text(json.dumps({"gamma": 2}))
+    assert run_gamma(tmp_path) == 2.0  # the resolved config first
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({**r, "loss": r["loss"] + 4.0, "sft_loss": 2.0}) + "\n"
+                                                    for r in RECORDS))
+    assert _line(curves(tmp_path), "DPO loss") == [0.6, 0.5, 0.4, 0.3]
 
 
 def test_pope_bars_error_bars_follow_the_intervals(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,38 @@ Make = Callable[..., dict[str, Any]]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def _cells(html: str, tag: str) -> list[list[str]]:
+    rows = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    pattern = rf"<{tag}[^>]*>(.*?)</{tag}>"
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(pattern, row, flags=re.S)] for row in rows]
+
+
+def header_cells(html: str) -> list[str]:
+    """The column headers of the first table in ``html``, as displayed."""
+    return next(r for r in _cells(html, "th") if r)
+
+
+def body_cells(html: str) -> list[list[str]]:
+    """The data rows of the tables in ``html``, each as its displayed cell texts."""
+    return [r for r in _cells(html, "td") if r]
+
+
+def write_shr_images(data_root: Path, image_ids: list[str]) -> Path:
+    """``<data_root>/shr/val_images_final.json`` embedding VG records of small PNG images, and the images."""
+    from PIL import Image
+
+    entries = []
+    for image_id in image_ids:
+        path = data_root / "VG" / "VG_100K" / f"{image_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (48, 32), (200, 30, 30)).save(path)
+        entries.append({"image_id": int(image_id), "image": {"image_id": int(image_id), "width": 48, "height": 32,
+                                                             "url": f"https://x.invalid/VG_100K/{image_id}.png"}})
+    (data_root / "shr").mkdir(parents=True, exist_ok=True)
+    (data_root / "shr" / "val_images_final.json").write_text(json.dumps(entries))
+    return data_root
+
+
 def test_config_checks_and_normalises(dashboard_params: Make) -> None:
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params(pope_sets=["adv", "random", "adversarial"]))
     assert cfg.pope_sets == ["adversarial", "random"]
@@ -33,12 +66,21 @@ def test_config_checks_and_normalises(dashboard_params: Make) -> None:
 
 def test_pope_table_has_every_set_and_the_headline(dashboard_params: Make) -> None:
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
-    frame = dashboard.pope_table(cfg)
-    assert isinstance(frame, pd.DataFrame)
+    frame = dashboard.pope_table(cfg).frame
     assert frame["Set"].tolist() == ["Random"] * 3 + ["Popular"] * 3 + ["Adversarial"] * 3 + ["Mean of sets"] * 3
     # Every set holds the same answers: F1 2/3 → 3/4, so the mean F1 is the same.
     assert frame["F1 Score"].tolist() == [66.67, 75.0, 8.33] * 4
-    assert frame.equals(dashboard.pope_table(cfg))  # seeded: same intervals every call
+    assert frame.equals(dashboard.pope_table(cfg).frame)  # seeded: same intervals every call
+
+
+def test_pope_table_displays_as_html_in_percent_without_an_index(dashboard_params: Make) -> None:
+    shown = dashboard.pope_table(dashboard.DashboardConfig.from_dict(dashboard_params()))
+    html = shown._repr_html_()
+    cells = body_cells(html)
+    assert "<table" in html and "row_heading" not in html  # no index column
+    assert cells[0][:8] == ["Random", "LLaVA-1.5", "✗", "62.50", "60.00", "75.00", "66.67", "62.50"]
+    assert cells[9][3:8] == ["—", "—", "—", "66.67", "—"]  # mean-of-sets rows: F1 only, the rest "—", never NaN
+    assert "All rates in %" in html and "nan" not in html.lower()
 
 
 def test_pope_figure_is_saved(dashboard_params: Make) -> None:
@@ -56,28 +98,75 @@ def test_shr_parts(dashboard_params: Make, results_root: Path, fakes) -> None:
     complete_base(results_root, fakes)
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     shr = dashboard.shr_results(cfg)
-    frame = dashboard.shr_table(cfg, shr)
-    assert isinstance(frame, pd.DataFrame)
-    assert frame["SHR (%)"].tolist() == [50.0, 25.0, -25.0]
-    assert frame["Judgement"].tolist() == ["complete", "complete", ""]
+    shown = dashboard.shr_table(cfg, shr)
+    assert isinstance(shown, HtmlFragment)
+    html = shown._repr_html_()
+    assert html.count("<table") == 2 and "row_heading" not in html and "hadpo-note" not in html
+    headers = header_cells(html)
+    assert {"SHR (%)", "Words / image", "Sentences / image", "Judged images"} <= set(headers)
+    rows = body_cells(html)
+    column = headers.index("SHR (%)")
+    assert [r[column] for r in rows[:3]] == ["50.00", "25.00", "-25.00"]
+    assert [r[headers.index("Judgement")] for r in rows[:3]] == ["complete", "complete", ""]
+    # Image counts are integers, lengths per image keep their decimals.
+    assert [r[headers.index("Judged images")] for r in rows[:3]] == ["2", "3", "1"]
+    assert rows[0][headers.index("Sentences / image")] == "2.00"
+    assert "1-gram rep. (%)" in html  # the repetition table
     assert isinstance(dashboard.shr_figure(cfg, shr), Figure)
     assert (Path(cfg.report_dir) / dashboard.SHR_FIGURE).read_bytes().startswith(PNG_MAGIC)
     html = dashboard.qualitative(cfg, shr)._repr_html_()
     assert "&lt;b&gt;blue&lt;/b&gt;" in html and "LLaVA-1.5 + HA-DPO" in html
 
 
+def test_qualitative_embeds_each_image_and_marks_hallucinated_sentences(dashboard_params: Make, results_root: Path,
+                                                                        fakes) -> None:
+    complete_base(results_root, fakes)
+    data_root = write_shr_images(results_root / "data", ["1", "2"])
+    for model in ("base", "hadpo"):  # the SHR evaluator records the data root it read the images from
+        metrics_file = results_root / "shr" / model / "metrics.json"
+        metrics = read_json(metrics_file)
+        metrics_file.write_text(json.dumps({**metrics, "protocol": {"data": {"data_root": str(data_root)}}}))
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
+    html = dashboard.qualitative(cfg)._repr_html_()
+    thumbnails = re.findall(r'<img class="hadpo-thumb" src="(data:image/png;base64,[A-Za-z0-9+/=]+)"', html)
+    assert len(thumbnails) == 2  # images 1 and 2, embedded: the page needs no image files
+    assert "image not found" not in html
+    assert '<span class="hal" title="hallucination: because">A green cross.</span>' in html
+    assert "text-align: left !important" in html  # prose reads from the left in the exported page too
+
+
 def test_training_curves_are_saved(dashboard_params: Make) -> None:
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
-    assert isinstance(dashboard.training_curves(cfg), Figure)
+    fig = dashboard.training_curves(cfg)
+    assert isinstance(fig, Figure)
     assert (Path(cfg.report_dir) / dashboard.TRAINING_FIGURE).read_bytes().startswith(PNG_MAGIC)
+    # The fixture's log has no SFT term: the total is the DPO loss, and both panels say so.
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == ["DPO loss (= total loss, γ = 0)", "SFT term (chosen NLL per token, before γ)",
+                          "Total loss (= DPO loss, γ = 0)"]
+
+
+def test_training_curves_separate_the_dpo_loss_from_the_sft_term(dashboard_params: Make, results_root: Path) -> None:
+    log = results_root / "train" / "metrics.jsonl"
+    records = [{**r, "sft_loss": 0.5, "loss": r["loss"] + 2.0 * 0.5}
+               for r in map(json.loads, log.read_text().splitlines())]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (results_root / "train" / "train_config.resolved.json").write_text(json.dumps({"gamma": 2.0, "beta": 0.1}))
+    fig = dashboard.training_curves(dashboard.DashboardConfig.from_dict(dashboard_params()))
+    dpo, sft, total = fig.axes[:3]
+    assert dpo.get_title() == "DPO loss (total − 2 · SFT)" and total.get_title() == "Total loss (DPO + 2 · SFT)"
+    assert list(dpo.get_lines()[0].get_ydata()) == pytest.approx([0.69 - 0.05 * s for s in range(1, 6)])
+    assert list(total.get_lines()[0].get_ydata()) == pytest.approx([1.69 - 0.05 * s for s in range(1, 6)])
+    assert list(sft.get_lines()[0].get_ydata()) == [0.5] * 5
 
 
 def test_training_throughput_is_the_median_of_the_logged_steps(dashboard_params: Make, results_root: Path) -> None:
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     table = dashboard.training_throughput(cfg)
-    row = table.iloc[0]
+    row = table.frame.iloc[0]
     assert row["Seconds / step"] == 5.0 and row["Pairs / s"] == pytest.approx(3.2)  # steps 1-5: 3..7 s, median 5
     assert row["LM tokens / s (image tokens included)"] == pytest.approx(1920.0)
+    assert body_cells(table._repr_html_())[0] == ["median over 5 logged steps", "5.000", "3.2", "1,920.0"]
     assert dashboard.summary(cfg)["training"]["throughput"]["pairs_per_second"] == pytest.approx(3.2)
     old = [{k: v for k, v in r.items() if not k.startswith("perf/")}
            for r in map(json.loads, (results_root / "train" / "metrics.jsonl").read_text().splitlines())]
@@ -159,11 +248,16 @@ def test_judge_faults_sit_beside_shr(dashboard_params: Make, results_root: Path)
     metrics_file.write_text(json.dumps(metrics))
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     table = dashboard.judge_faults(cfg)
-    base, adapted = table.iloc[0], table.iloc[1]
+    base, adapted = table.frame.iloc[0], table.frame.iloc[1]
     assert (base["Requests"], base["Retries"], base["429s"], base["Retry-After wait (s)"]) == (40, 7, 5, 12.5)
     assert (base["5xx"], base["Malformed"], base["Re-asks"], base["Unjudged images"]) == (2, 1, 4, 1)
     assert base["Unjudged because"] == "unusable reply: 1"
     assert pd.isna(adapted["Requests"])  # a metrics file that records no judge section shows blanks, not zeros
+    html = table._repr_html_()
+    headers, rows = header_cells(html), body_cells(html)
+    # Counts show as integers even in a column with a gap (a float column in pandas), the gap as "—".
+    assert rows[0][headers.index("Requests")] == "40" and rows[1][headers.index("Requests")] == "—"
+    assert rows[0][headers.index("Retry-After wait (s)")] == "12.5"
 
 
 def test_summary_feeds_the_index(dashboard_params: Make, results_root: Path, fakes) -> None:
@@ -174,7 +268,7 @@ def test_summary_feeds_the_index(dashboard_params: Make, results_root: Path, fak
     assert saved["headline"] == result["headline"] == {
         "POPE mean F1 over 3 set(s)": "66.67 → 75.00 (+8.33)",
         "SHR (%)": "50.00 → 25.00 (-25.00)",
-        "final reward accuracy": "1.000 at step 5",
+        "final reward accuracy (%)": "100.0 at step 5",
     }
     assert saved["pope"]["random"]["mcnemar"] == {"b": 1, "c": 2, "n": 8, "p_value": 1.0}
     assert saved["config"]["run_name"] == "unit" and saved["notes"] == []
@@ -183,6 +277,49 @@ def test_summary_feeds_the_index(dashboard_params: Make, results_root: Path, fak
     assert "66.67 → 75.00 (+8.33)" in index and "unit/05_dashboard.html" in index
 
 
+def test_headline_shows_the_summary_as_a_table_and_writes_it(dashboard_params: Make, results_root: Path,
+                                                            fakes) -> None:
+    complete_base(results_root, fakes)
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
+    html = dashboard.headline(cfg)._repr_html_()
+    assert "<table" in html and "'headline'" not in html and "environment" not in html  # a table, not the dict
+    rows = body_cells(html)
+    assert rows[0][:5] == ["POPE F1, mean of 3 set(s) (%)", "higher", "66.67", "75.00", "8.33"]
+    assert rows[1][:5] == ["SHR (%)", "lower", "50.00", "25.00", "-25.00"]
+    assert "Note" not in header_cells(html)  # an empty column is left out
+    assert "5 optimiser steps logged; reward accuracy at the last step 100.0 %" in html
+    assert read_json(Path(cfg.report_dir) / "summary.json")["headline"]["SHR (%)"] == "50.00 → 25.00 (-25.00)"
+
+
+def test_headline_reports_no_shr_from_an_incomplete_judgement(dashboard_params: Make) -> None:
+    cfg = dashboard.DashboardConfig.from_dict(dashboard_params(train_dir=None))
+    html = dashboard.headline(cfg)._repr_html_()
+    shr = body_cells(html)[1]
+    assert shr[0] == "SHR (%)" and shr[2:5] == ["—", "—", "—"] and shr[-1] == "not reported: judgement incomplete"
+    assert "no train_dir given" in html and "hadpo-note" in html
+
+
+def test_no_dashboard_cell_displays_a_dict() -> None:
+    """Every expression cell of notebook 05 calls a stage function that returns a table, a figure or HTML."""
+    import ast
+    import inspect
+
+    import nbformat
+
+    from hadpo.notebooks import NOTEBOOK_DIR
+
+    nb = nbformat.read(str(NOTEBOOK_DIR / "05_dashboard.ipynb"), as_version=4)
+    shown = []
+    for cell in nb.cells:
+        stmt = ast.parse(cell.source).body[0] if cell.cell_type == "code" else None
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            name = ast.unparse(stmt.value.func).removeprefix("stage.")
+            shown.append((name, str(inspect.signature(getattr(dashboard, name)).return_annotation)))
+    assert "headline" in dict(shown) and "summary" not in dict(shown)
+    assert [name for name, returns in shown if "dict" in returns] == []
+
+
 def test_published_reference_is_labelled() -> None:
     html = dashboard.published_reference()._repr_html_()
     assert "not measured here" in html and "89.70" in html and "36.7" in html
+    assert "row_heading" not in html  # no index column

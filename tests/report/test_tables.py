@@ -96,3 +96,32 @@ def test_published_reference_is_labelled_and_exact() -> None:
     # (89.70 + 86.79 + 81.75) / 3 = 86.08; (90.25 + 87.81 + 82.54) / 3 = 86.867 → 86.87.
     assert tables.published_mean_f1() == (86.08, 86.87)
     assert isinstance(pope, pd.DataFrame)
+
+
+def test_shown_formats_each_column_by_kind_without_an_index() -> None:
+    # A count column with a gap is a float column in pandas: it must still read as integers.
+    frame = pd.DataFrame({"Model": ["a", "b"], "Requests": [40, math.nan], "SHR (%)": [50.0, 25.0]}, index=[7, 9])
+    shown = tables.shown(frame, formats={"Requests": tables.count_format(frame["Requests"].tolist()),
+                                         "SHR (%)": tables.PERCENT, "Absent": "{:.1f}"})
+    html = shown._repr_html_()
+    assert "row_heading" not in html and ">7<" not in html  # no index column, whatever the frame's index
+    assert ">40<" in html and "40.0" not in html and ">—<" in html
+    assert ">50.00<" in html and ">25.00<" in html
+    assert repr(shown).splitlines()[1].split() == ["a", "40", "50.00"]  # the executed notebook's text version
+
+
+def test_count_format_keeps_fractions_it_cannot_round() -> None:
+    assert tables.count_format([8, 8.0, math.nan, None]) == tables.COUNT
+    assert tables.count_format([7.5, 8]) == "{:.2f}"  # a mean over judge runs that differ is not a count
+
+
+def test_shr_and_judge_formats_show_counts_as_integers(tmp_path: Path, fakes: SimpleNamespace) -> None:
+    base = read_json(fakes.write_shr_run(tmp_path / "b", fakes.BASE_SHR) / "metrics.json")
+    adapted = read_json(fakes.write_shr_run(tmp_path / "a", fakes.ADAPTED_SHR) / "metrics.json")
+    frame = tables.shr_table(base, adapted)
+    formats = tables.shr_formats(frame)
+    assert formats["Judged images"] == formats["Unjudged images"] == tables.COUNT
+    assert formats["SHR (%)"] == formats["Hal. words (%)"] == formats["1-gram rep. (%)"] == tables.PERCENT
+    judge = tables.judge_table({**base, "judge": {"calls": {"requests": 3, "retry_after_wait_s": 1.25}}}, adapted)
+    assert tables.judge_formats(judge)["Requests"] == tables.COUNT
+    assert tables.judge_formats(judge)["Retry-After wait (s)"] == tables.SECONDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -132,6 +133,28 @@ def test_config_of_a_run_that_never_stepped_does_not_block(tmp_path, tiny_model_
     assert launch_training(fixed, echo=None)["steps"] == 1
 
 
+def test_force_trains_again_from_step_0_and_keeps_the_earlier_run(tmp_path, tiny_model_dir, train_world) -> None:
+    cfg = _dpo(tmp_path, tiny_model_dir, train_world, max_steps=2, save_steps=1)
+    launch_training(cfg, echo=None)
+    out = Path(cfg.output_dir)
+    adapter = (out / "adapter" / "adapter_model.safetensors").read_bytes()
+
+    lines: list[str] = []
+    summary = launch_training(cfg.replace(force=True), echo=lines.append)
+    assert summary["steps"] == 2 and any("[hadpo] force:" in line for line in lines)
+    # The first run left a checkpoint at step 1: a rerun that kept it would resume there.
+    assert any("; starting" in line for line in lines) and not any("resuming" in line for line in lines)
+    (replaced,) = out.glob("replaced-*")
+    assert (replaced / "train_done.json").is_file() and (replaced / "checkpoints").is_dir()
+    assert (replaced / "adapter" / "adapter_model.safetensors").read_bytes() == adapter  # moved, not deleted
+    assert [m["step"] for m in read_jsonl(out / "metrics.jsonl")] == [1, 2]
+    assert "force" not in json.loads((out / CONFIG_FILE).read_text())
+
+    lines.clear()
+    launch_training(cfg, echo=lines.append)  # the forced run is this config's finished run
+    assert any("skipping" in line for line in lines)
+
+
 def test_a_data_error_in_the_child_is_one_line_and_its_traceback_goes_to_the_log(
         tmp_path, tiny_model_dir, train_world, capsys) -> None:
     import json
@@ -221,3 +244,30 @@ def test_a_bf16_step_without_deepspeed_moves_every_trainable_tensor(tmp_path, ti
     changed = {name: (after[name].float() != start[name]).float().mean().item() for name in start}
     assert all(share > 0.9 for share in changed.values()), {k: v for k, v in changed.items() if v <= 0.9}
     assert all(v.dtype == torch.float32 for v in after.values())  # the master weights, not their bf16 copies
+
+
+@pytest.mark.slow
+def test_a_headless_run_streams_one_training_line_and_no_library_noise(tmp_path, tiny_model_dir, train_world,
+                                                                       monkeypatch) -> None:
+    """As in an executed notebook (hadpo.notebooks.execute sets the mode for the kernel, the child inherits it):
+    one summary line for the training bar, no weight-loading bars, no peft deprecation warning."""
+    monkeypatch.setenv("HADPO_PROGRESS", "summary")
+    lines: list[str] = []
+    launch_training(_dpo(tmp_path, tiny_model_dir, train_world, max_steps=3, save_steps=100), echo=lines.append)
+    bars = [line for line in lines if line.startswith("train:")]
+    assert len(bars) == 1 and bars[0].startswith("train: 3/3 steps in ")
+    assert ", loss " in bars[0] and ", acc " in bars[0]
+    noise = ("Loading weights", "Writing model shards", "is_gradient_checkpointing", "%|")
+    assert not [line for line in lines if any(n in line for n in noise)]
+
+
+def test_the_summary_table_shows_counts_time_and_what_the_run_wrote() -> None:
+    from hadpo.notebooks import REPO_ROOT
+    from hadpo.train.stage import summary_table
+
+    shown = summary_table({"steps": 120, "examples": 1500, "world_size": 1, "seconds": 95.2, "peak_gpu_memory_gb": None,
+                           "adapter": str(REPO_ROOT / "runs" / "x" / "adapter"), "projector_trained": True})
+    assert shown.frame.to_dict("records") == [{
+        "Steps": 120, "Examples": 1500, "Processes": 1, "Time": "1 min 35 s", "Peak GPU memory (GB)": None,
+        "Projector": "trained", "Output: adapter": "runs/x/adapter"}]
+    assert ">—<" in shown._repr_html_() and "<th class=\"blank" not in shown._repr_html_()

@@ -11,7 +11,7 @@ from typing import Literal
 from hadpo.config import Params, check, component, param
 from hadpo.data.layout import POPE_SETS, canonical_pope_set
 from hadpo.errors import ParamsError
-from hadpo.specs import DecodingSpec, ModelSpec, PromptSpec, data_root_param, progress_param
+from hadpo.specs import DecodingSpec, ModelSpec, PromptSpec, RerunSpec, data_root_param, progress_param
 
 
 @dataclass
@@ -62,6 +62,7 @@ class PopeConfig(Params):
                          kind="path", section="output and scoring")
     rule: Literal["pope", "strict"] = param("pope", "pope: POPE's parser; strict: first word must be yes/no.")
     progress: bool = progress_param()
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         if self.set != "all":

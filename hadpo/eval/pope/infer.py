@@ -23,7 +23,6 @@ appends to ``answers.rank{r}.jsonl`` and, after a barrier, rank 0 merges every f
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,7 +370,7 @@ def run_inference(
     mine = [q for g in shard(group_by_image(pending), ctx.rank, ctx.world_size) for q in g]
     out = set_dir / (ANSWERS_FILE if ctx.world_size == 1 else f"answers.rank{ctx.rank}.jsonl")
     if mine:
-        from tqdm import tqdm
+        from hadpo.progress import progress
 
         answerer = PopeAnswerer(
             get_model(),
@@ -381,7 +380,7 @@ def run_inference(
             template=cfg.prompt_spec.template,
         )
         show = cfg.progress and ctx.is_main
-        with tqdm(total=len(mine), desc=f"POPE {pope_set}", disable=not show, file=sys.stderr) as bar:
+        with progress(len(mine), f"POPE {pope_set}", unit="questions", enabled=show) as bar:
             answer_questions(
                 answerer,
                 mine,

@@ -24,6 +24,7 @@ from hadpo.eval.pope.config import PopeConfig
 from hadpo.eval.pope.infer import load_questions, pending_image_refs, questions_path, run_inference
 from hadpo.eval.pope.score import score_answers
 from hadpo.io import atomic_write_json, atomic_write_text, read_json
+from hadpo.rerun import set_aside
 from hadpo.runlock import run_lock
 
 if TYPE_CHECKING:
@@ -99,6 +100,24 @@ def metrics_frame(results: dict[str, dict[str, Any]]):
     return pd.DataFrame(rows).set_index("Set")
 
 
+def metrics_table(cfg: PopeConfig, results: dict[str, dict[str, Any]]):
+    """Notebook 03's table, one row per set: rates in % with two decimals, counts as integers, and the model
+    (with its adapter, or "base model") and the scoring rule in the caption."""
+    from hadpo.display import shown_value, table
+
+    rows = []
+    for pope_set, m in results.items():
+        row: dict[str, Any] = {"Set": pope_set}
+        row.update({f"{head} (%)" if pct else head: 100 * m[key] if pct else int(m[key]) for key, head, pct in COLUMNS})
+        rows.append(row)
+    spec = cfg.model_spec
+    rules = sorted({str(m.get("rule", cfg.rule)) for m in results.values()}) or [cfg.rule]
+    model = shown_value(spec.model)
+    caption = f"{model} + adapter {shown_value(spec.adapter)}" if spec.adapter else f"{model} (base model, no adapter)"
+    return table(rows, caption=f"{caption}; rule {', '.join(rules)}",
+                 formats={f"{head} (%)": "{:.2f}" for _, head, pct in COLUMNS if pct})
+
+
 def metrics_csv(results: dict[str, dict[str, Any]]) -> str:
     """A CSV table, one row per set; ratios as fractions."""
     buf = io.StringIO()
@@ -122,7 +141,9 @@ def write_tables(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 def run_pope(cfg: PopeConfig) -> dict[str, dict[str, Any]]:
     """Answer, score and tabulate every set of ``cfg`` (``cfg.set`` may be ``all``); returns ``{set: metrics}``.
 
-    Resumable: answered questions are skipped, and the model is loaded only if something is left to answer.
+    Resumable: answered questions are skipped, and the model is loaded only if something is left to answer. With
+    ``cfg.rerun.force`` the evaluated sets' folders are first moved into ``<run_dir>/replaced-<UTC time>/``
+    (:func:`hadpo.rerun.set_aside`) and every question is answered again; the other sets' results stay.
     Under ``torchrun`` every rank calls it and answers its shard; rank 0 merges, scores and writes; every rank
     returns the same metrics.
     The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
@@ -141,6 +162,9 @@ def run_pope(cfg: PopeConfig) -> dict[str, dict[str, Any]]:
             return loaded
 
         try:
+            if cfg.rerun.force and ctx.is_main:
+                set_aside(cfg.run_dir, cfg.sets)
+            ctx.barrier()  # every rank reads what is answered only after the earlier answers are set aside
             # Pre-flight, before any model loads: every image still to be answered, in every set, must decode.
             preflight_images(pending_image_refs(cfg, cfg.sets), progress=cfg.progress and ctx.is_main,
                              desc="check POPE images")

@@ -7,7 +7,15 @@ from typing import Literal
 
 from hadpo.config import Params, check, component, param
 from hadpo.eval.shr.prompt import DEFAULT_MAX_PROMPT_CHARS
-from hadpo.specs import DecodingSpec, JudgeSpec, ModelSpec, PromptSpec, data_root_param, progress_param
+from hadpo.specs import (
+    DecodingSpec,
+    JudgeSpec,
+    ModelSpec,
+    PromptSpec,
+    RerunSpec,
+    data_root_param,
+    progress_param,
+)
 
 
 @dataclass
@@ -40,6 +48,7 @@ class ShrConfig(Params):
         0.0, "Largest share (0-1) of images that may stay unjudged in a judge run; above it the run fails, with the "
         "metrics written marked incomplete.")
     progress: bool = progress_param()
+    rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
         check(self.limit is None or self.limit >= 1, f"parameter 'limit' must be >= 1 or None, got {self.limit}")

@@ -35,12 +35,13 @@ from hadpo.eval.shr.judge import (
     reply_parser,
     run_variant,
 )
-from hadpo.eval.shr.metrics import shr_metrics, shr_table
+from hadpo.eval.shr.metrics import shr_metrics, table_row
 from hadpo.eval.shr.prompt import JudgePrompt
 from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_file
 from hadpo.judge import ChatClient, JudgeContext, build_judge
 from hadpo.judge.ask import resume
 from hadpo.manifest import environment
+from hadpo.rerun import set_aside
 from hadpo.runlock import run_lock
 
 NOTEBOOK = "04_shr"
@@ -226,9 +227,14 @@ def _images_to_describe(cfg: ShrConfig, inputs: Sequence[ShrImageInput]) -> list
 def run_shr(cfg: ShrConfig) -> dict[str, Any]:
     """Describe (or read ``cfg.responses``), judge, score; returns the metrics written to ``metrics.json``.
 
+    With ``cfg.rerun.force`` the run folder's earlier results (descriptions, judgements, metrics, the judge cache kept
+    there) are first moved into ``<run_dir>/replaced-<UTC time>/`` (:func:`hadpo.rerun.set_aside`): every image
+    is described and judged again.
     The run folder is locked for the whole call: a second run on it raises :class:`hadpo.errors.RunFolderBusy`.
     """
     with run_lock(cfg.run_dir, what="SHR"):  # one writer per run folder
+        if cfg.rerun.force:
+            set_aside(cfg.run_dir, keep=(cfg.responses, cfg.judge_prompt))  # inputs stay where the config says
         inputs = load_shr_inputs(cfg.data_root, limit=cfg.limit)
         if not inputs:
             raise DataError(Path(cfg.data_root) / "shr", "no SHR images to evaluate")
@@ -267,5 +273,22 @@ run = run_shr
 
 
 def results_table(cfg: ShrConfig, results: dict[str, Any]):
-    """The run's SHR metrics as a one-row table named after the model (the adapter when there is one)."""
-    return shr_table({cfg.model_spec.adapter or cfg.model_spec.model: results})
+    """The run's SHR metrics as a one-row table naming the model and its adapter (or the responses file judged):
+    ratios in % (the repetition scores too), per-image averages, image counts as integers."""
+    from hadpo.display import shown_value, table
+
+    spec = cfg.model_spec
+    if cfg.responses is not None:
+        row: dict[str, Any] = {"Responses": shown_value(cfg.responses)}
+    else:
+        row = {"Model": shown_value(spec.model), "Adapter": shown_value(spec.adapter) if spec.adapter else "none"}
+    for column, value in table_row(results).items():
+        if column.endswith("-gram rep"):  # unique ÷ total n-grams, a ratio like the others: in %, one unit per table
+            column, value = f"{column} (%)", 100 * value
+        elif column in ("judged", "unjudged", "skipped") and float(value).is_integer():
+            value = int(value)  # a mean over judge runs: whole unless the runs differ
+        row[column] = value
+    return table([row],
+                 formats={"SHR (%)": "{:.1f}", "hal sents/img": "{:.2f}", "sents/img": "{:.2f}",
+                          "words/img": "{:.1f}", "hal words (%)": "{:.1f}", "1-gram rep (%)": "{:.1f}",
+                          "4-gram rep (%)": "{:.1f}", "judged": "{:g}", "unjudged": "{:g}", "skipped": "{:g}"})

@@ -78,6 +78,35 @@ def test_resume_after_a_kill_answers_only_what_is_missing(
     assert run_pope(cfg) == first and generated == []  # nothing left: rescoring only
 
 
+def test_force_answers_the_set_again_and_keeps_the_earlier_answers(
+    pope_root: Path, varied_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    first = run_pope(_cfg(pope_root, varied_model_dir, run_dir, set="all"))
+    earlier = {s: (run_dir / s / "answers.jsonl").read_text() for s in first}
+
+    generated: list[int] = []
+    real = infer.PopeAnswerer.generate
+
+    def counting(self: infer.PopeAnswerer, questions: list[str], features: list) -> list[str]:
+        generated.append(len(questions))
+        return real(self, questions, features)
+
+    monkeypatch.setattr(infer.PopeAnswerer, "generate", counting)
+    forced = run_pope(_cfg(pope_root, varied_model_dir, run_dir, set="popular", force=True))
+    assert sum(generated) == 24, "every question of the forced set is answered again"
+    assert forced == {"popular": first["popular"]}  # the same model and protocol give the same answers
+    (replaced,) = run_dir.glob("replaced-*")
+    assert [p.name for p in replaced.iterdir()] == ["popular"]
+    assert (replaced / "popular" / "answers.jsonl").read_text() == earlier["popular"]  # moved, not deleted
+    assert (run_dir / "random" / "answers.jsonl").read_text() == earlier["random"]  # other sets untouched
+    assert json.loads((run_dir / "metrics.json").read_text()) == first  # the tables still hold every set
+
+    generated.clear()
+    run_pope(_cfg(pope_root, varied_model_dir, run_dir, set="popular"))  # an ordinary rerun finds it finished
+    assert generated == [] and len(list(run_dir.glob("replaced-*"))) == 1
+
+
 def test_a_different_protocol_is_refused(pope_root: Path, varied_model_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_pope(_cfg(pope_root, varied_model_dir, run_dir, limit=6))
@@ -153,3 +182,20 @@ def test_cli_build_then_run(tmp_path: Path, coco_root: Path, varied_model_dir: P
     with pytest.raises(SystemExit):  # the old one-flag-per-key form answers with the new one
         main(["pope-run", "--batch-size", "2", "--set", "adv"])
     assert capsys.readouterr().err.strip().endswith("hadpo pope-run -p batch_size 2 -p set adv")
+
+
+def test_the_notebook_table_names_the_model_and_adapter_and_formats_by_kind(tmp_path: Path) -> None:
+    from hadpo.eval.pope.stage import metrics_table
+
+    metrics = {"rule": "pope", "accuracy": 0.5, "precision": 0.5, "recall": 1.0, "f1": 2 / 3, "yes_ratio": 1.0,
+               "TP": 90, "FP": 90, "TN": 0, "FN": 0, "unparseable": 0, "n": 180}
+    base = metrics_table(_cfg(tmp_path, tmp_path / "model", tmp_path / "run"), {"random": metrics})
+    adapted = metrics_table(_cfg(tmp_path, tmp_path / "model", tmp_path / "run", adapter=str(tmp_path / "adapter")),
+                            {"random": metrics})
+    assert base.caption == f"{tmp_path / 'model'} (base model, no adapter); rule pope"
+    assert adapted.caption == f"{tmp_path / 'model'} + adapter {tmp_path / 'adapter'}; rule pope"
+    row = base.frame.to_dict("records")[0]
+    assert list(row)[:6] == ["Set", "Accuracy (%)", "Precision (%)", "Recall (%)", "F1 (%)", "Yes ratio (%)"]
+    assert row["TP"] == 90 and isinstance(row["TP"], int) and row["N"] == 180
+    html = base._repr_html_()
+    assert ">66.67<" in html and ">90<" in html and "blank level0" not in html  # no index column

@@ -125,6 +125,23 @@ def test_shr_command_reads_a_params_file(shr_world, tmp_path, capsys, captions):
     assert "protocol" not in printed and (tmp_path / "o" / "metrics.json").is_file()
 
 
+def test_force_judges_again_and_keeps_the_earlier_results_and_the_inputs(shr_world, tmp_path, captions):
+    run_dir = tmp_path / "o"
+    run_dir.mkdir()
+    responses = run_dir / "responses.json"  # an input inside the run folder stays where the config says
+    responses.write_text(json.dumps(captions))
+    cfg = ShrConfig.from_dict(dict(data_root=str(shr_world), judge="oracle", responses=str(responses),
+                                   run_dir=str(run_dir), progress=False))
+    first = run_shr(cfg)
+    earlier = (run_dir / "judgement.json").read_text()
+    forced = run_shr(cfg.replace(force=True))
+    assert forced["run1"] == first["run1"]  # the same descriptions judged by the same oracle
+    (replaced,) = run_dir.glob("replaced-*")
+    assert (replaced / "judgement.json").read_text() == earlier and (replaced / "metrics.json").is_file()
+    assert responses.is_file() and not (replaced / "responses.json").exists()
+    assert (run_dir / "judgement.json").is_file() and (run_dir / "metrics.json").is_file()
+
+
 def test_the_original_protocol_is_one_switch_away(shr_world, tmp_path, monkeypatch, captions):
     """A user's template file, the original's slot format, reading and counting, and the original's judge settings."""
     responses = tmp_path / "responses.json"
@@ -158,3 +175,18 @@ def test_the_original_protocol_is_one_switch_away(shr_world, tmp_path, monkeypat
     judge = metrics["protocol"]["judge"]
     assert (judge["model"], judge["temperature"], judge["max_tokens"], judge["stop"]) == ("gpt-4", 0.7, 800, ["###"])
     assert metrics["counting"] == "original" and metrics["run1"]["hal_sents_per_image"] == 1.0
+
+
+def test_the_notebook_table_names_the_model_and_shows_ratios_in_percent(tmp_path) -> None:
+    from hadpo.eval.shr.stage import results_table
+
+    run = {"num_images": 8, "num_unjudged": 0, "num_skipped": 0, "sents_per_image": 2.0, "words_per_image": 16.0,
+           "hal_sents_per_image": 2.0, "hal_words_ratio": 1.0}
+    metrics = {"run1": run, "mean_hal_ratio": 1.0, "gram-1-repetition": 0.5625, "gram-4-repetition": 0.692,
+               "complete": True}
+    cfg = ShrConfig.from_dict({"data_root": str(tmp_path), "model": str(tmp_path / "model"), "judge": "oracle",
+                               "adapter": str(tmp_path / "adapter")})
+    row = results_table(cfg, metrics).frame.to_dict("records")[0]
+    assert row["Model"] == str(tmp_path / "model") and row["Adapter"] == str(tmp_path / "adapter")
+    assert row["SHR (%)"] == 100.0 and row["1-gram rep (%)"] == pytest.approx(56.25)
+    assert row["judged"] == 8 and isinstance(row["judged"], int) and row["complete"] == "yes"

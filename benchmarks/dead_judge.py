@@ -59,7 +59,7 @@ def judge(world: Path, responses: Path, run_dir: Path, url: str) -> tuple[int, f
 def main() -> int:
     import os
 
-    os.environ[KEY_ENV] = "sk-benchmark-not-a-real-key"
+    os.environ[KEY_ENV] = "benchmark-placeholder-value"
     results: dict[str, dict[str, float | int]] = {}
     with tempfile.TemporaryDirectory(prefix="dead_judge_") as tmp:
         folder = Path(tmp)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -180,25 +179,13 @@ def test_a_failed_run_is_one_line_never_skipped_and_its_html_replaces_the_old(tm
 
 
 @pytest.mark.slow
-def test_a_committed_notebook_runs_from_the_notebooks_folder(tmp_path: Path, tiny_model_dir: Path,
+def test_a_committed_notebook_runs_from_the_notebooks_folder(pope_project: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """notebooks/03_pope.ipynb as committed, executed with its kernel in notebooks/ (as JupyterLab starts it): its
     relative paths (runs/demo/...) resolve against the project root, the folder that holds params/."""
     from nbclient import NotebookClient
 
-    from hadpo.eval.pope.build import build_pope_files
-    from hadpo.eval.pope.config import PopeBuildConfig
-    from hadpo.world.config import WorldConfig
-    from hadpo.world.generate import generate_world
-
-    project = tmp_path / "project"
-    (project / "notebooks").mkdir(parents=True)
-    (project / "params").symlink_to(REPO_ROOT / "params")
-    shutil.copy(NOTEBOOK_DIR / "03_pope.ipynb", project / "notebooks")
-    data = project / "runs" / "demo" / "data"
-    generate_world(data, WorldConfig(seed=1, train_images=1, pope_images=4, shr_images=1))
-    build_pope_files(PopeBuildConfig(data_root=str(data), n_images=4, seed=1))
-    shutil.copytree(tiny_model_dir, project / "runs" / "demo" / "base" / "sft" / "model")
+    project = pope_project
 
     monkeypatch.delenv("HADPO_ROOT", raising=False)
     nb = nbformat.read(str(project / "notebooks" / "03_pope.ipynb"), as_version=4)

@@ -13,7 +13,7 @@ from hadpo.judge.openai_client import GAVE_UP_STREAK, PROBE_TRIES, OpenAIChatCli
 from hadpo.judge.stub_server import StubChatServer, StubResponse
 from hadpo.specs import JudgeSpec
 
-SECRET = "sk-faults-5e0c2a91d7-secret"
+SECRET = "faults-placeholder-5e0c"
 KEY_ENV = "HADPO_TEST_FAULTS_KEY"
 
 

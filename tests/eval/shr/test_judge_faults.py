@@ -16,7 +16,7 @@ from hadpo.io import read_json
 from hadpo.judge.openai_client import PROBE_TRIES
 from hadpo.judge.stub_server import StubChatServer, StubResponse, completion
 
-SECRET = "sk-shr-faults-8c1f2e77a0"
+SECRET = "shr-faults-placeholder-8c1f"
 KEY_ENV = "HADPO_TEST_SHR_FAULTS_KEY"
 BROKEN = "BROKEN"  # a description holding this word gets an unusable reply while the judge is "broken"
 

@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "hadpo.mining.cli",
     "hadpo.eval.pope.cli",
     "hadpo.eval.shr.cli",
+    "hadpo.eval.chair.cli",
+    "hadpo.eval.amber.cli",
+    "hadpo.eval.mmhal.cli",
     "hadpo.train.cli",
     "hadpo.pipeline",
     "hadpo.sync",
@@ -53,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # a stage not installed in this build of the kit
+            # A stage not installed in this build of the kit (its module or its package is missing).
+            if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
                 continue
             raise
         module.register(subparsers)

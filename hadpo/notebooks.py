@@ -58,16 +58,18 @@ KERNEL_ENV: dict[str, str] = {PROGRESS_ENV: "summary"}
 REPORT_PARAMETERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Model", ("model", "adapter", "merge_adapter", "objective", "dtype", "device", "model_name")),
     ("Data", ("source", "data_root", "data_name", "name", "set", "pope_sets", "questions", "responses", "limit",
-              "eval_limit", "n_images", "max_pairs", "sampling", "train_images", "pope_images", "shr_images")),
-    ("Decoding", ("template", "prompt_variant", "image_mode", "num_beams", "eval_num_beams", "do_sample",
+              "eval_limit", "n_images", "num_images", "max_pairs", "sampling", "train_images", "pope_images",
+              "shr_images", "bench_images", "synonyms", "evaluation")),
+    ("Decoding", ("template", "instruction", "prompt_variant", "image_mode", "num_beams", "eval_num_beams", "do_sample",
                   "sample_temperature", "sample_top_p", "max_new_tokens", "rule")),
     ("Training", ("launcher", "lora_r", "lora_alpha", "beta", "gamma", "loss_type", "learning_rate", "num_epochs",
                   "max_steps", "per_device_batch_size", "gradient_accumulation_steps", "sft_epochs", "sft_max_steps",
                   "sft_batch_size", "sft_learning_rate")),
     ("Judge", ("judge", "judge_model", "base_url", "num_runs", "counting", "judge_prompt", "judge_format")),
-    ("Compared", ("base_pope_dir", "hadpo_pope_dir", "base_shr_dir", "hadpo_shr_dir", "train_dir",
-                  "bootstrap_resamples", "confidence")),
-    ("Seeds", ("seed", "data_seed", "sample_seed", "judge_seed")),
+    ("Compared", ("base_pope_dir", "hadpo_pope_dir", "base_shr_dir", "hadpo_shr_dir", "base_chair_dir",
+                  "hadpo_chair_dir", "base_amber_dir", "hadpo_amber_dir", "base_mmhal_dir", "hadpo_mmhal_dir",
+                  "train_dir", "bootstrap_resamples", "confidence")),
+    ("Seeds", ("seed", "data_seed", "image_seed", "sample_seed", "judge_seed")),
     ("Output", ("model_dir", "output_dir", "run_dir", "report_dir")),
 )
 #: What an unset (None) parameter means, for those whose absence is part of what ran; other None values are left out.
@@ -234,7 +236,9 @@ def render_html(ipynb: str | Path, html_path: str | Path, *, hide_input: bool = 
     nb = nbformat.read(str(ipynb), as_version=4)
     nb = _with_run_parameters(nb, run_parameters_html(nb, run=run, commit=commit or git_commit(REPO_ROOT)))
     nb.metadata["title"] = title  # nbconvert's <title>; without it every page is "Notebook"
-    exporter = HTMLExporter()
+    # The kit's template: nbconvert's lab page minus the CDN scripts (hadpo/templates/report.html.j2).
+    exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(PACKAGE_DIR / "templates")],
+                            template_file="report.html.j2")
     exporter.exclude_input = hide_input
     exporter.exclude_input_prompt = hide_input
     exporter.exclude_output_prompt = hide_input

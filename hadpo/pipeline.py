@@ -1,10 +1,12 @@
-"""The whole paper in miniature: 00_world → 01_data → 02_train → 03_pope → 04_shr → 05_dashboard.
+"""The whole paper in miniature: 00_world → 01_data → 02_train → 03_pope → 04_shr → 05_chair → 06_amber →
+07_mmhal → 08_dashboard.
 
 Each stage is its notebook executed by papermill with the stage's params file from ``params_dir`` (checked
 against the stage's config first), written with its HTML under ``reports/<name>/``; then ``reports/index.html``
-links every run. POPE and SHR run twice, for the base model and for base + the HA-DPO adapter: the stage params
-files describe the base run, and the HA-DPO run differs only in ``adapter`` (the training run's ``adapter/``
-folder) and in its run folder (``hadpo`` beside ``base``). A rerun skips the notebooks already executed with the
+links every run. Every evaluation (POPE, SHR, CHAIR, AMBER, MMHal-Bench) runs twice, for the base model and for
+base + the HA-DPO adapter: the stage params files describe the base run, and the HA-DPO run differs only in
+``adapter`` (the training run's ``adapter/`` folder) and in its run folder (``hadpo`` beside ``base``); the
+dashboard is pointed at both run folders of each. A rerun skips the notebooks already executed with the
 same parameters, and every stage skips its own finished work (``-p force True`` on a notebook redoes it).
 
 **The run name chooses the run.** The stage params files of a preset write into one run folder under ``runs_dir``
@@ -46,7 +48,7 @@ class PipelineConfig(Params):
 
     name: str = param("demo", "Run name: the stages write under <runs_dir>/<name>/, the reports go to "
                       "<reports_dir>/<name>/.")
-    params_dir: str = param("params/world", "Folder with 00_world.yaml … 05_dashboard.yaml.", kind="path")
+    params_dir: str = param("params/world", "Folder with 00_world.yaml … 08_dashboard.yaml.", kind="path")
     runs_dir: str = param("runs", "Root of the run folders: the params files' paths under <runs_dir>/<their run>/ "
                           "move to <runs_dir>/<name>/ (paths elsewhere are kept).", kind="path")
     reports_dir: str = param("reports", "Root of the HTML reports (index.html is rebuilt there).", kind="path")
@@ -59,8 +61,10 @@ class PipelineConfig(Params):
               f"parameter 'name' must be a folder name (letters, digits, '.', '_', '-'), got {self.name!r}")
 
 
-#: The notebooks the pipeline runs, in order (POPE and SHR twice, see :func:`stages`).
-NOTEBOOKS = ("00_world", "01_data", "02_train", "03_pope", "04_shr", "05_dashboard")
+#: The notebooks the pipeline runs, in order (each evaluation twice, see :func:`stages`).
+NOTEBOOKS = ("00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "08_dashboard")
+#: The evaluations, run for the base model and for the HA-DPO adapter; the dashboard key prefix of each.
+EVALUATIONS = {"03_pope": "pope", "04_shr": "shr", "05_chair": "chair"}
 #: The dashboard, the last of them (also run alone by ``hadpo report``).
 DASHBOARD = NOTEBOOKS[-1]
 
@@ -126,19 +130,20 @@ def stages(cfg: PipelineConfig) -> list[tuple[str, str, dict[str, Any]]]:
         return moved[notebook].get(key, getattr(configs[notebook], key))
 
     adapter = str(Path(value("02_train", "output_dir")) / "adapter")
-    hadpo = {nb: {"adapter": adapter, "run_dir": str(Path(value(nb, "run_dir")).parent / "hadpo")}
-             for nb in ("03_pope", "04_shr")}
-    dashboard = {"run_name": cfg.name, "report_dir": str(Path(cfg.reports_dir) / cfg.name)}
-    return [
+    plan: list[tuple[str, str, dict[str, Any]]] = [
         ("00_world", "00_world", moved["00_world"]),
         ("01_data", "01_data", {**moved["01_data"], "source": cfg.data_source}),
         ("02_train", "02_train", moved["02_train"]),
-        ("03_pope", "03_pope_base", moved["03_pope"]),
-        ("03_pope", "03_pope_hadpo", {**moved["03_pope"], **hadpo["03_pope"]}),
-        ("04_shr", "04_shr_base", moved["04_shr"]),
-        ("04_shr", "04_shr_hadpo", {**moved["04_shr"], **hadpo["04_shr"]}),
-        ("05_dashboard", "05_dashboard", {**moved["05_dashboard"], **dashboard}),
     ]
+    dashboard: dict[str, Any] = {"run_name": cfg.name, "report_dir": str(Path(cfg.reports_dir) / cfg.name)}
+    for notebook, key in EVALUATIONS.items():
+        base_dir = str(value(notebook, "run_dir"))
+        hadpo_dir = str(Path(base_dir).parent / "hadpo")
+        plan.append((notebook, f"{notebook}_base", moved[notebook]))
+        plan.append((notebook, f"{notebook}_hadpo", {**moved[notebook], "adapter": adapter, "run_dir": hadpo_dir}))
+        dashboard.update({f"base_{key}_dir": base_dir, f"hadpo_{key}_dir": hadpo_dir})
+    plan.append((DASHBOARD, DASHBOARD, {**moved[DASHBOARD], **dashboard}))
+    return plan
 
 
 def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print, *, stream_output: bool = False) -> Path:
@@ -169,8 +174,8 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], Any] = print, *, stre
 
 def run_report(files: list[str | Path], parameters: Mapping[str, Any], *, log: Callable[[str], Any] = print,
                hide_input: bool = True) -> Path:
-    """Execute the dashboard (notebook 05) with these params files and parameters into its ``report_dir``
-    (``05_dashboard.ipynb`` and ``.html`` beside the figures and ``summary.json``); returns the HTML page.
+    """Execute the dashboard (notebook 08) with these params files and parameters into its ``report_dir``
+    (``08_dashboard.ipynb`` and ``.html`` beside the figures and ``summary.json``); returns the HTML page.
 
     The index above the report folder is rebuilt when that folder is a reports root: it holds an ``index.html``
     already, or it is the project's ``reports/`` (a report written anywhere else leaves its parent alone). A finished
@@ -196,7 +201,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` (the whole pipeline) and ``report`` (the dashboard alone) subcommands."""
     demo = subparsers.add_parser(
-        "demo", help="run the whole pipeline (00 → 05) and write reports/",
+        "demo", help="run the whole pipeline (00 → 08) and write reports/",
         description="Run every notebook in order with the params files of params_dir, writing the results under "
         "runs/<name>/, the executed notebooks and their HTML under reports/<name>/ and reports/index.html (e.g. -f "
         "params/demo.yaml; -p name X makes a separate run X).")
@@ -206,11 +211,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from hadpo.report.config import DashboardConfig
 
     report = subparsers.add_parser(
-        "report", help="the dashboard (notebook 05) over given run folders, as HTML in report_dir",
-        description="Execute the dashboard notebook over the run folders its parameters name (POPE required; SHR "
-        "and training optional) into report_dir: 05_dashboard.html and .ipynb, the figures and summary.json; then "
+        "report", help="the dashboard (notebook 08) over given run folders, as HTML in report_dir",
+        description="Execute the dashboard notebook (08) over the run folders its parameters name (POPE required; SHR "
+        "and training optional) into report_dir: 08_dashboard.html and .ipynb, the figures and summary.json; then "
         "rebuild the reports index above it (reports/index.html for reports/<name>). E.g. hadpo report -f "
-        "params/world/05_dashboard.yaml -p base_pope_dir runs/x/pope/base -p hadpo_pope_dir runs/x/pope/hadpo "
+        "params/world/08_dashboard.yaml -p base_pope_dir runs/x/pope/base -p hadpo_pope_dir runs/x/pope/hadpo "
         "-p report_dir reports/x -p run_name x. Rerun with the same parameters: kept (-p force True runs it again).")
     add_params_arguments(report)
     report.add_argument("--show-input", action="store_true", help="keep the code cells in the HTML page")

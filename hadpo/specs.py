@@ -210,8 +210,8 @@ class RerunSpec(Params):
         "replaced-<UTC time>/ folder inside their run folder (never deleted) and the work starts from scratch; the "
         "notebook runner executes the notebook again. 00: untrained model, SFT and behaviour check (the world's "
         "files are a function of its settings and are kept); 01: every mining step, the judge asked again (01 "
-        "released and 05 redo everything on every run anyway); 02: training from step 0; 03: every answer; 04: "
-        "descriptions and judgements. A judge_cache outside the run folder is kept.")
+        "released and 08 redo everything on every run anyway); 02: training from step 0; 03: every answer; 04, "
+        "05, 06, 07: every description, answer and judgement. A judge_cache outside the run folder is kept.")
 
     @classmethod
     def unrecorded(cls, values: dict[str, Any]) -> dict[str, Any]:

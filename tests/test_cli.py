@@ -55,7 +55,7 @@ def test_mine_reports_a_kit_error_in_one_line(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_report_reports_a_kit_error_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _one_line_error(capsys, ["report", "-f", str(REPO_ROOT / "params/world/05_dashboard.yaml"),
+    err = _one_line_error(capsys, ["report", "-f", str(REPO_ROOT / "params/world/08_dashboard.yaml"),
                                    "-p", "bootstrap_resamples", "0", "-p", "report_dir", str(tmp_path / "r")])
     assert err.startswith("hadpo report: error:") and "'bootstrap_resamples' must be >= 1" in err
     assert not (tmp_path / "r").exists(), "refused before any kernel starts"

@@ -23,8 +23,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("hadpo.models",),
     ("hadpo.data", "hadpo.judge"),
     ("hadpo.eval", "hadpo.eval.pope", "hadpo.eval.shr"),  # stages 03, 04 (and the pieces mining reuses)
+    # stages 05-07, which reuse POPE's answering and SHR's judging
+    ("hadpo.eval.chair", "hadpo.eval.amber", "hadpo.eval.mmhal"),
     ("hadpo.train",),  # stage 02
-    ("hadpo.report",),  # stage 05: reads every stage's files
+    ("hadpo.report",),  # stage 08, the dashboard: reads every stage's files
     ("hadpo.mining",),  # stage 01: shows its pairs with the report's highlighting and thumbnails
     ("hadpo.world",),  # stage 00 and the embedded default: plugs into everything below, imported by none of it
     ("hadpo.notebooks",),

@@ -112,7 +112,7 @@ def test_the_7b_presets_run_01_to_05(project: Path, monkeypatch: pytest.MonkeyPa
             assert metrics["run1"]["num_images"] == 3 and metrics["protocol"]["describe"]["decoding"]["num_beams"] == 2
     assert server.count >= 6
 
-    summary = _run("05_dashboard")
+    summary = _run("08_dashboard")
     assert summary["run_name"] == "7b" and "SHR (%)" in summary["headline"]
     assert summary["training"]["throughput"]["pairs_per_second"] > 0
     assert (project / "reports" / "7b" / "pope_bars.png").is_file()

@@ -39,7 +39,7 @@ def _read(name: str):
 def test_every_notebook_has_one_stage_module_of_the_same_shape() -> None:
     """A stage is ``hadpo/<stage>/stage.py`` with NOTEBOOK, Config and run(cfg); the notebooks are exactly those."""
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
-    assert NOTEBOOKS == ["00_world", "01_data", "02_train", "03_pope", "04_shr", "05_dashboard"]
+    assert NOTEBOOKS == ["00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "08_dashboard"]
     for name, module_name in stage_modules().items():
         module = importlib.import_module(module_name)
         assert module_name.endswith(".stage") and name == module.NOTEBOOK
@@ -141,10 +141,10 @@ def test_force_makes_the_runner_execute_a_finished_notebook_again(tmp_path: Path
         nbformat.write(nbformat.v4.new_notebook(), output)
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    params = REPO_ROOT / "params" / "world" / "05_dashboard.yaml"
+    params = REPO_ROOT / "params" / "world" / "08_dashboard.yaml"
 
     def run(**parameters: object) -> None:
-        execute("05_dashboard", tmp_path, params_file=params, parameters=parameters, html=False, log=lambda _: None,
+        execute("08_dashboard", tmp_path, params_file=params, parameters=parameters, html=False, log=lambda _: None,
                 progress=False)
 
     run()

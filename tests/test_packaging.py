@@ -46,7 +46,8 @@ def test_makefile_installs_pinned_torch_before_the_package() -> None:
 def test_console_script_lists_every_subcommand() -> None:
     hadpo = Path(sys.executable).parent / "hadpo"
     out = subprocess.run([str(hadpo), "--help"], capture_output=True, text=True, check=True).stdout
-    commands = ("world", "validate", "pope-build", "pope-run", "pope-score", "shr", "shr-judge", "train", "base-check")
+    commands = ("world", "validate", "mine", "pope-build", "pope-run", "pope-score", "shr", "shr-judge", "chair",
+                "train", "base-check", "demo", "report", "sync")
     for command in commands:
         assert any(line.split()[:1] == [command] for line in out.splitlines()), command
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from conftest import CiRun
 
 STAGES = ["00_world", "01_data", "02_train", "03_pope_base", "03_pope_hadpo", "04_shr_base", "04_shr_hadpo",
-          "05_dashboard"]
+          "05_chair_base", "05_chair_hadpo", "08_dashboard"]
 
 
 @pytest.mark.slow
@@ -35,6 +35,9 @@ def test_whole_chain_with_tiny_params(ci_run: CiRun, monkeypatch: pytest.MonkeyP
     assert 'href="ci/' in html
     summary = read_json(reports / "summary.json")
     assert summary["run_name"] == "ci"
+    # every benchmark the pipeline ran is compared on the dashboard, each measure with its paired test
+    assert {c["benchmark"] for c in summary["benchmarks"]} == {"CHAIR"} and not summary["notes"]
+    assert all(c["paired_items"] == 16 for c in summary["benchmarks"])
     assert list((reports).glob("*.png")), "the dashboard saves its figures as PNG"
     # The HA-DPO evaluation used the trained adapter, the base one did not.
     assert read_json(root / "runs/ci/pope/hadpo/random/protocol.json")["adapter"].endswith("train/adapter")
@@ -72,10 +75,12 @@ def test_a_run_name_chooses_its_run_and_report_folders() -> None:
                                                                                           "adapter")
         assert plan["03_pope_hadpo"]["run_dir"] == str(runs / name / "pope" / "hadpo")
         assert plan["04_shr_base"]["run_dir"] == str(runs / name / "shr" / "base")
-        dashboard = plan["05_dashboard"]
+        dashboard = plan["08_dashboard"]
         assert dashboard["run_name"] == name and dashboard["report_dir"] == str(reports / name)
         assert dashboard["hadpo_pope_dir"] == plan["03_pope_hadpo"]["run_dir"]
         assert dashboard["train_dir"] == plan["02_train"]["output_dir"]
+        assert dashboard["hadpo_chair_dir"] == plan["05_chair_hadpo"]["run_dir"] == str(runs / name / "chair" / "hadpo")
+        assert plan["05_chair_hadpo"]["adapter"] == plan["03_pope_hadpo"]["adapter"]
     assert not _under(plans["first"], runs / "second") and not _under(plans["second"], runs / "first")
 
 
@@ -88,7 +93,7 @@ def test_the_params_files_own_run_is_planned_exactly_as_they_say() -> None:
         as_written = resolve_parameters(notebook, Path(demo.params_dir) / f"{notebook}.yaml").to_dict()
         differs = {k for k, v in plan[name].items() if as_written[k] != v}
         assert differs == ({"adapter", "run_dir"} if name.endswith("_hadpo") else set()), name
-    assert plan["05_dashboard"]["report_dir"] == str(Path(demo.reports_dir) / "demo")
+    assert plan["08_dashboard"]["report_dir"] == str(Path(demo.reports_dir) / "demo")
     assert plan["02_train"]["output_dir"] == str(Path(demo.runs_dir) / "demo" / "train")
 
 

@@ -107,3 +107,11 @@ def test_a_summary_table_has_no_index_column_and_formats_by_column() -> None:
     assert len(re.findall(r"<th[ >]", html)) == 4, "one header per column, no index header"
     assert html == shown._repr_html_(), "the same table renders the same HTML"
     assert repr(shown).splitlines() == ["model m", "   Set F1 (%)  TP Peak (GB)", "random  66.67  90         —"]
+
+
+def test_a_page_fetches_nothing_from_the_network(tmp_path: Path) -> None:
+    """nbconvert's lab page loads require.js, MathJax and mermaid from a CDN; the kit's template drops them, so a
+    report opens complete offline."""
+    page = _page(tmp_path, "03_pope_base", POPE)
+    assert not re.findall(r"""<script[^>]+src=["']https?:""", page)
+    assert "cdnjs" not in page and "jp-Notebook" in page

@@ -137,3 +137,27 @@ def _annotation(fields: Fields) -> CocoAnnotation:
         bbox=(x, y, w, h),
         iscrowd=bool(crowd),
     )
+
+
+def read_coco_captions(path: str | Path) -> dict[int, list[str]]:
+    """Image id → its captions (file order) from a COCO ``captions_*.json``; every listed image is a key.
+
+    A caption must be a non-empty string and point at an image of the file's ``images`` list.
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(path, f"expected a JSON object with images and annotations, got {describe(data)}")
+    top = Fields(path, data)
+    captions: dict[int, list[str]] = {}
+    image_ids = UniqueIds("image id")
+    for fields in top.objects("images", nonempty=True):
+        image_id = fields.integer("id")
+        image_ids.add(image_id, fields, "id")
+        captions[image_id] = []
+    for fields in top.objects("annotations", nonempty=True):
+        image_id = fields.integer("image_id")
+        if image_id not in image_ids:
+            raise fields.error(f"image id {image_id} is not in 'images'", "image_id")
+        captions[image_id].append(fields.text("caption", nonempty=True))
+    return captions

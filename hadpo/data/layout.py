@@ -8,9 +8,12 @@ The shapes world writes exactly this layout, and real data placed in it runs thr
       VG/region_descriptions.json        per-image region phrases with boxes (SHR judge context)
       VG/VG_100K/<id>.<ext>              images; the local path is the url's last two components
       coco2014/val2014/COCO_val2014_<012d>.<ext>
-      coco2014/annotations/instances_val2014.json
+      coco2014/annotations/instances_val2014.json  coco2014/annotations/captions_val2014.json (CHAIR)
       POPE/output/coco/coco_pope_{random,popular,adversarial}.json
       shr/val_images_final.json  shr/shr_factual_part1.jsonl  shr/shr_factual_part2.jsonl
+      AMBER/data/annotations.json  AMBER/data/query/query_*.json  AMBER/data/relation.json
+      AMBER/data/safe_words.txt  AMBER/image/AMBER_<id>.jpg
+      MMHal-Bench/response_template.json  MMHal-Bench/images/<file>   (the 96 questions and their images)
       hadpo/<model>/desc_data.json  hadpo/<model>/pope_data.json   (released HA-DPO preference data)
       llava/llava_instruct.json          (shapes world only: the base model's SFT conversations)
       world.json                         (shapes world only: seed, categories, splits)
@@ -65,6 +68,34 @@ class DataLayout:
     @property
     def coco_instances(self) -> Path:
         return self.root / "coco2014" / "annotations" / "instances_val2014.json"
+
+    @property
+    def coco_captions(self) -> Path:
+        return self.root / "coco2014" / "annotations" / "captions_val2014.json"
+
+    @property
+    def amber_dir(self) -> Path:
+        return self.root / "AMBER"
+
+    @property
+    def amber_data(self) -> Path:
+        return self.amber_dir / "data"
+
+    @property
+    def amber_images(self) -> Path:
+        return self.amber_dir / "image"
+
+    @property
+    def mmhal_dir(self) -> Path:
+        return self.root / "MMHal-Bench"
+
+    @property
+    def mmhal_questions(self) -> Path:
+        return self.mmhal_dir / "response_template.json"
+
+    @property
+    def mmhal_images(self) -> Path:
+        return self.mmhal_dir / "images"
 
     @property
     def pope_dir(self) -> Path:

@@ -10,6 +10,11 @@ so a description does not depend on which batch the image landed in: a killed an
 the same file, byte for byte, as an uninterrupted one. The decoding protocol (model, adapter, decoding, dtype, batch
 size, package versions) sits next to it in ``<name>.protocol.json``; resuming with a different protocol is an
 error rather than a file mixing two settings.
+
+An item may carry its own instruction (a benchmark's question per image, as MMHal-Bench's): each record keeps
+the instruction it answered, and a resumed item asked differently is refused. Under ``torchrun`` (a ``ctx`` of
+several ranks) the pending items are split into contiguous shards; rank ``r`` appends to ``<name>.rank<r>.jsonl``
+and, after a barrier, rank 0 merges every file into ``<name>.jsonl`` (item order).
 """
 
 from __future__ import annotations
@@ -17,13 +22,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hadpo.errors import DataError, ParamsError
 from hadpo.io import append_jsonl, atomic_write_json, read_json, read_jsonl_tolerant
 from hadpo.manifest import environment
 from hadpo.models.prompts import DESCRIBE_INSTRUCTION, get_template
 from hadpo.specs import DecodingSpec, PromptSpec
+
+if TYPE_CHECKING:
+    from hadpo.distributed import DistContext
+
+#: What :func:`describe_images` describes: ``(image_id, image_path)``, or ``(image_id, image_path, instruction)`` for
+#: an item asked its own question.
+Item = tuple[str | int, str | Path] | tuple[str | int, str | Path, str]
+
+#: The protocol's ``instruction`` when the items carry their own (each record keeps the one it answered).
+PER_ITEM = "per item"
 
 #: Keys of the protocol that must match for a resumed file to continue.
 _RESUME_KEYS = ("model", "adapter", "adapter_sha256", "instruction", "template", "image_mode", "decoding", "dtype")
@@ -122,14 +137,15 @@ def _per_item_sampler(seeds: list[int], params: DecodingSpec) -> Any:
     return LogitsProcessorList([PerItemSampler()])
 
 
-def _generate(loaded: Any, images: list[Any], prompt: str, params: DecodingSpec,
+def _generate(loaded: Any, images: list[Any], prompts: list[str], params: DecodingSpec,
               seeds: list[int] | None = None) -> list[tuple[str, int]]:
-    """``(text, new token count)`` per image for one batch (``seeds``: one sampling seed per image)."""
+    """``(text, new token count)`` per image for one batch of ``(image, prompt)`` rows (``seeds``: one sampling
+    seed per image)."""
     import torch
 
     processor, model, tokenizer = loaded.processor, loaded.model, loaded.tokenizer
     tokenizer.padding_side = "left"  # batched generation continues every row from its last real token
-    inputs = processor(images=images, text=[prompt] * len(images), return_tensors="pt", padding=True)
+    inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True)
     device = next(model.parameters()).device
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = {k: (v.to(device, dtype) if k == "pixel_values" else v.to(device)) for k, v in inputs.items()}
@@ -165,8 +181,49 @@ def _generate(loaded: Any, images: list[Any], prompt: str, params: DecodingSpec,
     return results
 
 
+def _item_parts(item: Item, instruction: str) -> tuple[str | int, Path, str]:
+    """``(image id, path, instruction)`` of an item (the shared ``instruction`` when it names none); the id keeps
+    its type, as the records do."""
+    if len(item) == 3:
+        image_id, path, own = item  # type: ignore[misc]
+        return image_id, Path(path), str(own)
+    image_id, path = item  # type: ignore[misc]
+    return image_id, Path(path), instruction
+
+
+def _rank_files(out_path: Path) -> list[Path]:
+    return sorted(out_path.parent.glob(f"{out_path.stem}.rank*.jsonl"))
+
+
+def read_descriptions(out_path: str | Path) -> dict[str, dict[str, Any]]:
+    """Every record in a descriptions file and its per-rank files, by image id (a torn last line is ignored)."""
+    out_path = Path(out_path)
+    done: dict[str, dict[str, Any]] = {}
+    for path in [out_path, *_rank_files(out_path)]:
+        for record in read_jsonl_tolerant(path):
+            if not isinstance(record, dict) or "image_id" not in record or not isinstance(record.get("response"), str):
+                raise DataError(path, f"not a description record: {str(record)[:80]}", field="response")
+            done.setdefault(str(record["image_id"]), record)
+    return done
+
+
+def _merge(out_path: Path, ids: Sequence[str]) -> None:
+    """Fold the per-rank files into ``out_path`` (item order first, then records of other items) atomically; the
+    rank files go only after the merged file is in place, so a kill in between loses nothing."""
+    from hadpo.io import atomic_write_jsonl
+
+    rank_files = _rank_files(out_path)
+    if not rank_files:
+        return
+    done = read_descriptions(out_path)
+    order = [i for i in ids if i in done] + [i for i in done if i not in set(ids)]
+    atomic_write_jsonl(out_path, (done[i] for i in order))
+    for path in rank_files:
+        path.unlink()
+
+
 def describe_images(
-    items: Sequence[tuple[str | int, str | Path]],
+    items: Sequence[Item],
     out_path: str | Path,
     loaded: Any,
     decoding: DecodingSpec | None = None,
@@ -174,58 +231,89 @@ def describe_images(
     *,
     instruction: str = DESCRIBE_INSTRUCTION,
     progress: bool = True,
+    ctx: DistContext | None = None,
+    desc: str = "describe",
 ) -> list[dict[str, Any]]:
-    """Describe ``(image_id, image_path)`` items into ``out_path`` (JSON lines), resuming where it stopped.
+    """Describe ``(image_id, image_path[, instruction])`` items into ``out_path`` (JSON lines), resuming where it
+    stopped.
 
-    ``loaded`` is a :class:`hadpo.models.loading.LoadedModel`; ``decoding`` and ``prompt`` default to SHR's
-    protocol (5 beams, 512 tokens, the llava_v1 prompt, padded images). Each record is ``{"image_id",
-    "response", "num_tokens", "instruction"}``. Returns the records of ``items`` in item order (old and new).
+    ``loaded`` is a :class:`hadpo.models.loading.LoadedModel` (under torchrun, each rank's own; None is accepted on a
+    rank with nothing to do only if the caller knows it); ``decoding`` and ``prompt`` default to SHR's protocol (5
+    beams, 512 tokens, the llava_v1 prompt, padded images). An item without its own instruction is asked
+    ``instruction``. Each record is ``{"image_id", "response", "num_tokens", "instruction"}``. Collective under
+    torchrun (``ctx`` of several ranks): every rank calls it. Returns the records of ``items`` in item order (old and
+    new).
     """
     from PIL import Image
 
     from hadpo.models.image import prepare_image
     from hadpo.progress import progress as make_progress
 
-    if not instruction.strip():
-        raise ParamsError("the description instruction must not be empty")
     params = decoding or DecodingSpec()
     prompt = prompt or PromptSpec()
     out_path = Path(out_path)
-    ids = [str(image_id) for image_id, _ in items]
+    parts = [_item_parts(item, instruction) for item in items]
+    ids = [str(image_id) for image_id, _, _ in parts]
     if len(set(ids)) != len(ids):
         raise ParamsError("image ids to describe must be unique")
-    protocol = describe_protocol(loaded, params, prompt, instruction)
+    if any(not asked.strip() for _, _, asked in parts):
+        raise ParamsError("the description instruction must not be empty")
+    per_item = any(len(item) == 3 for item in items)
+    protocol = describe_protocol(loaded, params, prompt, PER_ITEM if per_item else instruction)
+    world_size = ctx.world_size if ctx is not None else 1
+    is_main = ctx is None or ctx.is_main
     proto_file = protocol_path(out_path)
-    if proto_file.is_file() and out_path.is_file() and out_path.stat().st_size > 0:
+    done = read_descriptions(out_path)
+    if proto_file.is_file() and done:
         _check_resume(proto_file, protocol)
-    atomic_write_json(proto_file, protocol)
+    for image_id, _, asked in parts:
+        record = done.get(str(image_id))
+        if record is not None and record.get("instruction", asked) != asked:
+            raise ParamsError(f"{out_path}: image {image_id} was asked {record.get('instruction')!r}, now "
+                              f"{asked!r}; use another output file or delete the old one")
+    if ctx is not None:
+        ctx.barrier()  # every rank has read what is done before any appends
+    if is_main:
+        atomic_write_json(proto_file, protocol)
 
-    done = {str(r["image_id"]): r for r in read_jsonl_tolerant(out_path)}
-    todo = [(image_id, Path(path)) for image_id, path in items if str(image_id) not in done]
-    text = get_template(prompt.template).prompt(instruction)
-    image_mean = loaded.processor.image_processor.image_mean
+    pending = [p for p in parts if str(p[0]) not in done]
+    # Contiguous shards: rank r takes the r-th slice, so the merged file keeps item order.
+    rank = ctx.rank if ctx is not None else 0
+    per_rank = -(-len(pending) // world_size) if pending else 0
+    todo = pending[rank * per_rank:(rank + 1) * per_rank]
+    target = out_path if world_size == 1 else out_path.with_name(f"{out_path.stem}.rank{rank}.jsonl")
+    template = get_template(prompt.template)
     size = effective_batch_size(params)
-    bar = make_progress(len(items), "describe", unit="images", initial=len(items) - len(todo), enabled=progress,
-                        leave=False)
+    bar = make_progress(len(items) if world_size == 1 else len(todo), desc, unit="images",
+                        initial=len(items) - len(pending) if world_size == 1 else 0,
+                        enabled=progress and is_main, leave=False)
     try:
+        if todo:
+            image_mean = loaded.processor.image_processor.image_mean
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]
             images = []
-            for image_id, path in batch:
+            for image_id, path, _ in batch:
                 try:
                     with Image.open(path) as img:
                         images.append(prepare_image(img, prompt.image_mode, image_mean))
                 except (OSError, ValueError) as exc:
                     raise DataError(path, f"cannot read image: {exc}", record=str(image_id)) from exc
-            seeds = [item_seed(params.sample_seed, image_id) for image_id, _ in batch] if params.do_sample else None
-            outputs = _generate(loaded, images, text, params, seeds)
+            seeds = [item_seed(params.sample_seed, image_id) for image_id, _, _ in batch] if params.do_sample else None
+            outputs = _generate(loaded, images, [template.prompt(asked) for _, _, asked in batch], params, seeds)
             records = [
-                {"image_id": image_id, "response": response, "num_tokens": n, "instruction": instruction}
-                for (image_id, _), (response, n) in zip(batch, outputs, strict=True)
+                {"image_id": image_id, "response": response, "num_tokens": n, "instruction": asked}
+                for (image_id, _, asked), (response, n) in zip(batch, outputs, strict=True)
             ]
-            append_jsonl(out_path, records)
+            append_jsonl(target, records)
             done.update({str(r["image_id"]): r for r in records})
             bar.update(len(batch))
     finally:
         bar.close()
+    if ctx is not None:
+        ctx.barrier()
+        if is_main:
+            _merge(out_path, ids)
+        ctx.barrier()
+        done = read_descriptions(out_path)
     return [done[i] for i in ids]

@@ -1,4 +1,4 @@
-"""Parameters of the dashboard (notebook 05, ``params/*/05_dashboard.yaml``): which run folders, where it goes."""
+"""Parameters of the dashboard (notebook 08, ``params/*/08_dashboard.yaml``): which run folders, where it goes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,16 @@ class DashboardConfig(Params):
                                       kind="path")
     train_dir: str | None = param("runs/demo/train", "Training run folder (metrics.jsonl); None: no curves.",
                                   kind="path")
-    require_all: bool = param(False, "Missing optional results (SHR, training) are an error instead of a note.")
+    base_chair_dir: str | None = param(None, "CHAIR run folder of the base model; None: no CHAIR.", kind="path",
+                                       section="CHAIR, AMBER, MMHal-Bench (optional)")
+    hadpo_chair_dir: str | None = param(None, "CHAIR run folder of the HA-DPO model.", kind="path")
+    base_amber_dir: str | None = param(None, "AMBER run folder of the base model; None: no AMBER.", kind="path")
+    hadpo_amber_dir: str | None = param(None, "AMBER run folder of the HA-DPO model.", kind="path")
+    base_mmhal_dir: str | None = param(None, "MMHal-Bench run folder of the base model; None: no MMHal-Bench.",
+                                       kind="path")
+    hadpo_mmhal_dir: str | None = param(None, "MMHal-Bench run folder of the HA-DPO model.", kind="path")
+    require_all: bool = param(False, "Missing optional results (SHR, training, the benchmarks configured) are an "
+                              "error instead of a note.")
     report_dir: str = param("reports/demo", "Folder for the PNG figures and summary.json (one run of reports/).",
                             kind="path", section="output and statistics")
     bootstrap_resamples: int = param(1000, "Bootstrap resamples per interval.")
@@ -40,6 +49,13 @@ class DashboardConfig(Params):
     qualitative_run: str = param("run1", "SHR judge run whose verdicts are highlighted.")
     smooth: int = param(1, "Training curves: trailing mean over this many steps (1: raw values).")
     rerun: RerunSpec = component(RerunSpec)
+
+    @property
+    def benchmark_dirs(self) -> dict[str, tuple[str | None, str | None]]:
+        """Benchmark → (base run folder, HA-DPO run folder)."""
+        return {"CHAIR": (self.base_chair_dir, self.hadpo_chair_dir),
+                "AMBER": (self.base_amber_dir, self.hadpo_amber_dir),
+                "MMHal-Bench": (self.base_mmhal_dir, self.hadpo_mmhal_dir)}
 
     def validate(self) -> None:
         check(bool(self.pope_sets), "parameter 'pope_sets' must name at least one POPE set")

@@ -38,7 +38,7 @@ from hadpo.errors import DataError
 from hadpo.eval.shr.metrics import is_complete
 from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_file
 from hadpo.manifest import environment
-from hadpo.report import plots, stats, tables
+from hadpo.report import benchmarks, plots, stats, tables
 from hadpo.report.config import DashboardConfig
 from hadpo.report.html import SUMMARY_FILE, HtmlFragment, note
 from hadpo.report.qualitative import read_judgements, recorded_data_root, shr_image_paths, side_by_side
@@ -47,7 +47,7 @@ from hadpo.report.training import run_gamma
 if TYPE_CHECKING:
     from hadpo.display import Table
 
-NOTEBOOK = "05_dashboard"
+NOTEBOOK = "08_dashboard"
 Config = DashboardConfig
 
 POPE_FIGURE, SHR_FIGURE, TRAINING_FIGURE = "pope_bars.png", "shr_bars.png", "training_curves.png"
@@ -396,6 +396,42 @@ def training_throughput(cfg: DashboardConfig) -> Table | HtmlFragment:
 
 
 # ---------------------------------------------------------------------------------------------------- published
+# ---------------------------------------------------------------------------------------- CHAIR, AMBER, MMHal
+def benchmark_comparisons(cfg: DashboardConfig) -> tuple[list[benchmarks.Comparison], list[str]]:
+    """Base vs HA-DPO on every measure of the benchmarks whose run folders hold results, and notes on the rest
+    (a configured benchmark without results is an error with ``require_all``)."""
+    comparisons, notes = benchmarks.compare_runs(cfg.benchmark_dirs, n_resamples=cfg.bootstrap_resamples,
+                                                 seed=cfg.seed, confidence=cfg.confidence)
+    configured = [n for n in notes if not n.endswith("no run folders configured")]
+    if configured and cfg.require_all:
+        raise DataError(cfg.report_dir, "; ".join(configured))
+    return comparisons, configured
+
+
+def benchmarks_table(cfg: DashboardConfig) -> HtmlFragment:
+    """CHAIR, AMBER and MMHal-Bench, base vs HA-DPO: each measure with bootstrap intervals, the paired Δ interval
+    and the paired test (:mod:`hadpo.report.benchmarks`)."""
+    comparisons, notes = benchmark_comparisons(cfg)
+    parts = []
+    css = ""
+    if comparisons:
+        base_label, adapted_label = cfg.model_name, f"{cfg.model_name} + HA-DPO"
+        frame = pd.DataFrame(benchmarks.comparison_rows(comparisons, base_label=base_label,
+                                                        adapted_label=adapted_label, confidence=cfg.confidence))
+        level = f"{round(100 * cfg.confidence)}% CI"
+        shown = tables.shown(frame, formats={base_label: tables.PERCENT, adapted_label: tables.PERCENT,
+                                             "Δ": tables.PERCENT, "Items": tables.COUNT}, caption=(
+            f"Rates in %; Δ = HA-DPO − base; {level}: bootstrap over items, Δ's paired (same items for both "
+            "models). Paired test: McNemar on per-item 0/1 outcomes, sign test on graded ones, none on a ratio of "
+            "sums (its Δ interval instead)."))
+        parts.append(shown._repr_html_())
+    for message in notes or ([] if comparisons else ["no CHAIR, AMBER or MMHal-Bench results configured"]):
+        fragment = note(message)
+        parts.append(fragment.body)
+        css = fragment.css
+    return HtmlFragment("".join(parts), css=css)
+
+
 def published_reference() -> HtmlFragment:
     """The HA-DPO README's LLaVA-1.5-7B POPE and SHR numbers, labelled as a published reference."""
     base, adapted = tables.published_mean_f1()
@@ -480,10 +516,23 @@ def summary(
             # In %, as every other headline number.
             accuracy = 100 * float(last["rewards/accuracies"])
             headline["final reward accuracy (%)"] = f"{accuracy:.1f} at step {last['step']}"
+    comparisons, bench_notes = benchmark_comparisons(cfg)
+    notes += bench_notes
+    out["benchmarks"] = [c.to_dict() for c in comparisons]
+    for c in comparisons:
+        if c.base.headline:
+            f = c.base.factor
+            headline[_measure_label(c.base.benchmark, c.base.name)] = _arrow(f * c.base_interval.estimate,
+                                                                   f * c.adapted_interval.estimate)
     out["headline"] = headline
     out["notes"] = notes
     atomic_write_json(Path(cfg.report_dir) / SUMMARY_FILE, out)
     return out
+
+
+def _measure_label(benchmark: str, measure: str) -> str:
+    """``CHAIR_i (%)`` for CHAIR's, ``AMBER Hal (%)`` for AMBER's: the benchmark's name once."""
+    return measure if measure.upper().startswith(benchmark.upper()) else f"{benchmark} {measure}"
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -521,6 +570,13 @@ def _headline_rows(cfg: DashboardConfig, out: Mapping[str, Any]) -> list[dict[st
             row.update({base_label: math.nan, adapted_label: math.nan, "Δ": math.nan, f"{level} base": "",
                         f"{level} HA-DPO": "", "Note": "not reported: judgement incomplete"})
         rows.append(row)
+    for c in out.get("benchmarks") or []:
+        if c["headline"]:
+            f = c["factor"]
+            rows.append({"Measure": _measure_label(c["benchmark"], c["measure"]), "Better": c["better"],
+                         base_label: f * c["base"]["estimate"], adapted_label: f * c["hadpo"]["estimate"],
+                         "Δ": f * c["delta"]["estimate"], f"{level} base": _interval_cell(c["base"], f),
+                         f"{level} HA-DPO": _interval_cell(c["hadpo"], f), "Note": ""})
     return rows
 
 

@@ -3,7 +3,6 @@ optionally wandb / tensorboard."""
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -118,8 +117,3 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Read a run's ``metrics.jsonl`` (tolerates a torn last line)."""
     return read_jsonl_tolerant(path)
 
-
-def format_postfix(values: dict[str, float]) -> str:
-    """Short text for the progress bar."""
-    keys = ("loss", "rewards/accuracies", "rewards/margins", "learning_rate")
-    return json.dumps({k.split("/")[-1]: round(values[k], 4) for k in keys if values.get(k) is not None})

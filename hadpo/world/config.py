@@ -31,6 +31,8 @@ class WorldConfig(Params):
     train_images: int = param(5000, "Training images (SFT corpus and preference mining).")
     pope_images: int = param(300, "POPE evaluation pool: COCO-style images with exactly 3 objects each.")
     shr_images: int = param(100, "SHR evaluation images (same scene distribution as training).")
+    bench_images: int = param(100, "Benchmark images (CHAIR, AMBER, MMHal-Bench; same scene distribution as "
+                              "training), in none of the VG or POPE files.")
     image_size: int = param(48, "Image side in pixels; the image is a 3 x 3 grid of square cells.")
     radius_min: int = param(6, "Smallest object radius in pixels (an object spans 2 * radius pixels).")
     radius_max: int = param(7, "Largest object radius in pixels; 2 * radius_max + 2 must fit in a cell.")
@@ -61,6 +63,7 @@ class WorldConfig(Params):
         check(self.train_images >= 1, f"train_images must be at least 1, got {self.train_images}")
         check(self.pope_images >= 0, f"pope_images must be 0 or more, got {self.pope_images}")
         check(self.shr_images >= 0, f"shr_images must be 0 or more, got {self.shr_images}")
+        check(self.bench_images >= 0, f"bench_images must be 0 or more, got {self.bench_images}")
         check(
             self.image_size % GRID == 0 and self.image_size >= 24,
             f"image_size must be a multiple of {GRID} and at least 24, got {self.image_size}",

@@ -3,7 +3,9 @@
 Three disjoint splits are drawn: ``train`` (SFT corpus and preference mining), ``pope`` (a COCO-style pool of
 3-object images that POPE questions are built from) and ``shr`` (SHR evaluation). Every image is a Visual Genome
 image; the POPE pool images also exist as COCO val2014 images and carry their ``coco_id`` in VG's
-``image_data.json``, as real VG does for the COCO images it contains.
+``image_data.json``, as real VG does for the COCO images it contains. A fourth split, ``bench``, is in none of
+those files: the CHAIR, AMBER and MMHal-Bench writers (:data:`BENCH_WRITERS`) put it in their benchmarks' own
+released layouts (:mod:`hadpo.world.bench`).
 
 Generation is all-or-nothing: a marker file is written first and ``world.json`` (with a hash of every file)
 last, so a killed run leaves no ``world.json`` and a rerun starts again. A rerun with the same config finds
@@ -24,6 +26,7 @@ import numpy as np
 from hadpo.data.layout import DataLayout
 from hadpo.errors import DataError, ParamsError
 from hadpo.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json, sha256_file
+from hadpo.world.bench import BenchImage, BenchObject, BenchWorld
 from hadpo.world.config import WorldConfig
 from hadpo.world.corpus import image_records
 from hadpo.world.palette import Category, build_categories, category_pairs
@@ -33,6 +36,7 @@ from hadpo.world.text import (
     COLUMNS,
     absence_fact,
     count_fact,
+    describe,
     object_phrase,
     presence_fact,
 )
@@ -42,6 +46,13 @@ WORLD_FORMAT = "hadpo-shapes-world/1"
 
 #: Split names, in id order.
 SPLITS: tuple[str, ...] = ("train", "pope", "shr")
+#: The benchmark split, numbered after every split above.
+BENCH_SPLIT = "bench"
+#: The writers of the benchmarks' files (``module:function`` taking a :class:`~hadpo.world.bench.BenchWorld` and
+#: returning the paths written), in order.
+BENCH_WRITERS: tuple[str, ...] = (
+    "hadpo.world.chair_world:write_chair_world",
+)
 
 #: URL prefix of VG image records; the last two components give the local path ``VG/VG_100K/<id>.png``.
 URL_PREFIX = "https://shapes.invalid/VG_100K"
@@ -53,12 +64,12 @@ COCO_ID_BASE = 900_000
 BACKGROUND_PHRASE = "a dark noisy background"
 
 #: What the generator writes at the top of a root (a leftover of an interrupted run is removed).
-OUTPUT_ENTRIES: tuple[str, ...] = ("VG", "coco2014", "shr", "llava")
+OUTPUT_ENTRIES: tuple[str, ...] = ("VG", "coco2014", "shr", "llava", "chair", "AMBER", "MMHal-Bench")
 
 _MARKER = ".hadpo-world-incomplete"
 
 # Independent random streams, so e.g. a different p_hal leaves scenes and pixels unchanged.
-_STREAM_SCENES = {"train": 1, "pope": 2, "shr": 3}
+_STREAM_SCENES = {"train": 1, "pope": 2, "shr": 3, BENCH_SPLIT: 6}
 _STREAM_PIXELS = 4
 _STREAM_CORPUS = 5
 
@@ -91,6 +102,35 @@ def _draw_images(cfg: WorldConfig) -> list[_Image]:
             coco_id = COCO_ID_BASE + k + 1 if split == "pope" else None
             images.append(_Image(len(images) + 1, split, objects, coco_id))
     return images
+
+
+def _bench_world(root: Path, cfg: WorldConfig, categories: tuple[Category, ...], first_id: int) -> BenchWorld:
+    """The ``bench`` split: scenes of the training distribution from their own stream, ids after ``first_id``."""
+    rng = np.random.default_rng([cfg.seed, _STREAM_SCENES[BENCH_SPLIT]])
+    images = []
+    for k in range(cfg.bench_images):
+        image_id = first_id + k
+        objects = sample_scene(rng, cfg)
+        pixels = render_pixels(objects, categories, np.random.default_rng([cfg.seed, _STREAM_PIXELS, image_id]),
+                               image_size=cfg.image_size, background_level=cfg.background_level,
+                               colour_jitter=cfg.colour_jitter)
+        named = tuple(BenchObject(categories[o.category].name, o.column, o.bbox) for o in objects)
+        images.append(BenchImage(image_id=image_id, coco_id=COCO_ID_BASE + cfg.pope_images + k + 1,
+                                 png=encode_png(pixels), width=cfg.image_size, height=cfg.image_size,
+                                 objects=named, caption=describe((o.name, o.column) for o in named)))
+    return BenchWorld(root=root, images=tuple(images), categories=categories,
+                      pairs=category_pairs(categories), seed=cfg.seed)
+
+
+def _write_bench(world: BenchWorld) -> list[Path]:
+    """Every benchmark's files for the ``bench`` split (:data:`BENCH_WRITERS`); the paths written."""
+    import importlib
+
+    written: list[Path] = []
+    for target in BENCH_WRITERS:
+        module, function = target.split(":")
+        written += getattr(importlib.import_module(module), function)(world)
+    return written
 
 
 def _folder_digest(entries: dict[str, str]) -> dict[str, Any]:
@@ -318,6 +358,8 @@ def generate_world(root: str | Path, cfg: WorldConfig | None = None) -> Path:
     _write_shr(layout, images, categories, size)
     corpus = _sft_corpus(images, categories, cfg)
     atomic_write_json(layout.sft_conversations, corpus, indent=None)
+    bench = _bench_world(root, cfg, categories, first_id=len(images) + 1)
+    bench_files = _write_bench(bench)
 
     written = [
         layout.image_data,
@@ -327,6 +369,7 @@ def generate_world(root: str | Path, cfg: WorldConfig | None = None) -> Path:
         layout.shr_val_images,
         *layout.shr_factual,
         layout.sft_conversations,
+        *bench_files,
     ]
     meta = {
         "format": WORLD_FORMAT,
@@ -336,11 +379,12 @@ def generate_world(root: str | Path, cfg: WorldConfig | None = None) -> Path:
         "pairs": [list(p) for p in category_pairs(categories)],
         "columns": list(COLUMNS),
         "counts": {
-            "images": {s: sum(1 for i in images if i.split == s) for s in SPLITS},
+            "images": {**{s: sum(1 for i in images if i.split == s) for s in SPLITS}, BENCH_SPLIT: len(bench.images)},
             "objects": sum(len(i.objects) for i in images),
             "sft": dict(sorted(Counter(r["kind"] for r in corpus).items())),
         },
-        "splits": {s: [i.image_id for i in images if i.split == s] for s in SPLITS},
+        "splits": {**{s: [i.image_id for i in images if i.split == s] for s in SPLITS},
+                   BENCH_SPLIT: [i.image_id for i in bench.images]},
         "files": {p.relative_to(root).as_posix(): sha256_file(p) for p in written},
         "image_folders": folders,
     }

@@ -100,3 +100,65 @@ def test_a_killed_and_resumed_sampled_run_equals_an_uninterrupted_one(tiny_loade
     other = describe_images(images, tmp_path / "other.jsonl", tiny_loaded, params.replace(sample_seed=8),
                             progress=False)
     assert [r["response"] for r in other] != [r["response"] for r in alone]
+
+
+def test_items_with_their_own_questions_batch_like_one_by_one_and_keep_what_they_were_asked(
+        tiny_loaded, images, tmp_path):
+    asked = [(image_id, path, f"What is in image {k}?") for k, (image_id, path) in enumerate(images)]
+    one = describe_images(asked, tmp_path / "one.jsonl", tiny_loaded,
+                          DescribeParams(num_beams=1, max_new_tokens=8, batch_size=1), progress=False)
+    out = tmp_path / "batched.jsonl"
+    batched = describe_images(asked, out, tiny_loaded, DescribeParams(num_beams=1, max_new_tokens=8, batch_size=3),
+                              progress=False)
+    assert [r["response"] for r in batched] == [r["response"] for r in one]
+    assert [r["instruction"] for r in batched] == [q for _, _, q in asked]
+    assert json.loads(protocol_path(out).read_text())["instruction"] == "per item"
+    changed = [*asked[:-1], (asked[-1][0], asked[-1][1], "Another question?")]
+    with pytest.raises(ParamsError, match="was asked"):
+        describe_images(changed, out, tiny_loaded, DescribeParams(num_beams=1, max_new_tokens=8, batch_size=3),
+                        progress=False)
+
+
+class _ThreadRanks:
+    """Two ranks of one job as threads: rank files, barriers and rank 0's merge run as under torchrun."""
+
+    def __init__(self, rank: int, barrier) -> None:
+        self.rank, self.world_size, self._barrier = rank, 2, barrier
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        self._barrier.wait(timeout=120)
+
+
+def test_two_ranks_write_what_one_process_writes(tiny_loaded, images, tmp_path):
+    import threading
+
+    params = DescribeParams(num_beams=1, max_new_tokens=8, batch_size=2)
+    single = tmp_path / "single.jsonl"
+    describe_images(images, single, tiny_loaded, params, progress=False)
+    out = tmp_path / "ranks.jsonl"
+    describe_images(images[:1], out, tiny_loaded, params, progress=False)  # a resumed run: one image is done
+    barrier = threading.Barrier(2)
+    results: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def rank(r: int) -> None:
+        try:
+            results[r] = describe_images(images, out, tiny_loaded, params, progress=False,
+                                         ctx=_ThreadRanks(r, barrier))  # type: ignore[arg-type]
+        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert out.read_bytes() == single.read_bytes()
+    assert not list(tmp_path.glob("ranks.rank*.jsonl"))  # merged, then removed
+    assert results[0] == results[1] == read_jsonl(single)

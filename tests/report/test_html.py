@@ -71,7 +71,7 @@ def _run(root: Path, name: str, pages: list[str], summary: dict | None = None, m
 
 def test_index_lists_runs_with_date_and_headline(tmp_path: Path) -> None:
     _run(tmp_path, "old", ["03_pope.html"], mtime=1_600_000_000)  # 2020-09-13 12:26 UTC
-    _run(tmp_path, "new run", ["05_dashboard.html", "sub/04_shr.html"], summary={
+    _run(tmp_path, "new run", ["08_dashboard.html", "sub/04_shr.html"], summary={
         "run_name": "demo <1>", "created": "2026-01-02T03:04:05+00:00",
         "headline": {"POPE mean F1": "80.00 → 82.00 (+2.00)"},
     })
@@ -80,7 +80,7 @@ def test_index_lists_runs_with_date_and_headline(tmp_path: Path) -> None:
     text = index.read_text()
     assert index == tmp_path / "index.html"
     assert text.startswith("<!DOCTYPE html>")
-    assert '<a href="new%20run/05_dashboard.html">05_dashboard.html</a>' in text
+    assert '<a href="new%20run/08_dashboard.html">08_dashboard.html</a>' in text
     assert '<a href="new%20run/sub/04_shr.html">sub/04_shr.html</a>' in text
     assert '<a href="old/03_pope.html">03_pope.html</a>' in text
     assert "demo &lt;1&gt;" in text and "2026-01-02 03:04" in text

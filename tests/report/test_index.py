@@ -12,7 +12,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 def _report(root: Path, folder: str, summary: dict | None) -> None:
     (root / folder).mkdir(parents=True)
-    (root / folder / "05_dashboard.html").write_text("<html></html>")
+    (root / folder / "08_dashboard.html").write_text("<html></html>")
     if summary is not None:
         (root / folder / "summary.json").write_text(json.dumps(summary))
 

@@ -20,8 +20,8 @@ def test_report_renders_the_dashboard_and_rebuilds_the_index(dashboard_params: C
     argv = ["report"] + [item for key, value in dashboard_params().items() for item in ("-p", key, str(value))]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    page = reports / "unit" / "05_dashboard.html"
+    page = reports / "unit" / "08_dashboard.html"
     assert page.is_file() and (reports / "unit" / "summary.json").is_file()
     assert f"report: {page}" in out and "POPE mean F1 over 3 set(s): " in out
     index = (reports / "index.html").read_text()
-    assert 'href="unit/05_dashboard.html"' in index and "an older index" not in index
+    assert 'href="unit/08_dashboard.html"' in index and "an older index" not in index

@@ -272,9 +272,9 @@ def test_summary_feeds_the_index(dashboard_params: Make, results_root: Path, fak
     }
     assert saved["pope"]["random"]["mcnemar"] == {"b": 1, "c": 2, "n": 8, "p_value": 1.0}
     assert saved["config"]["run_name"] == "unit" and saved["notes"] == []
-    (Path(cfg.report_dir) / "05_dashboard.html").write_text("<html></html>")
+    (Path(cfg.report_dir) / "08_dashboard.html").write_text("<html></html>")
     index = write_index(Path(cfg.report_dir).parent).read_text()
-    assert "66.67 → 75.00 (+8.33)" in index and "unit/05_dashboard.html" in index
+    assert "66.67 → 75.00 (+8.33)" in index and "unit/08_dashboard.html" in index
 
 
 def test_headline_shows_the_summary_as_a_table_and_writes_it(dashboard_params: Make, results_root: Path,
@@ -308,7 +308,7 @@ def test_no_dashboard_cell_displays_a_dict() -> None:
 
     from hadpo.notebooks import NOTEBOOK_DIR
 
-    nb = nbformat.read(str(NOTEBOOK_DIR / "05_dashboard.ipynb"), as_version=4)
+    nb = nbformat.read(str(NOTEBOOK_DIR / "08_dashboard.ipynb"), as_version=4)
     shown = []
     for cell in nb.cells:
         stmt = ast.parse(cell.source).body[0] if cell.cell_type == "code" else None

@@ -9,7 +9,7 @@ import pytest
 from hadpo.world import WorldConfig, generate_world
 
 #: Big enough for the planted rates to be measured within a few points, small enough to build in under a second.
-SMALL_WORLD = WorldConfig(seed=7, num_pairs=4, train_images=1000, pope_images=40, shr_images=20)
+SMALL_WORLD = WorldConfig(seed=7, num_pairs=4, train_images=1000, pope_images=40, shr_images=20, bench_images=10)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,9 @@ from hadpo.world import WorldConfig, generate_world, verify_world
 from hadpo.world.generate import COCO_ID_BASE, coco_file_name
 from hadpo.world.text import object_phrase
 
-TINY = WorldConfig(seed=3, train_images=40, pope_images=8, shr_images=6)
+#: The benchmark writers' folders under a world's root.
+BENCH_FOLDERS = ("chair/", "AMBER/", "MMHal-Bench/")
+TINY = WorldConfig(seed=3, train_images=40, pope_images=8, shr_images=6, bench_images=4)
 
 
 def all_files(root: Path) -> dict[str, bytes]:
@@ -26,19 +28,31 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path
     again = all_files(generate_world(tmp_path / "b", TINY))
     other = all_files(generate_world(tmp_path / "c", TINY.replace(seed=4)))
     assert first == again
-    assert sum(name.endswith(".png") for name in first) == 40 + 8 + 6 + 8  # VG copies plus COCO copies
+    # VG copies plus COCO copies of the POPE pool; the benchmark images live in the benchmarks' folders only.
+    assert sum(name.endswith(".png") and name.startswith(("VG/", "coco2014/")) for name in first) == 40 + 8 + 6 + 8
+    assert sum(name.startswith("chair/images/") for name in first) == 4
     assert set(first) == set(other)
     changed = [name for name in first if first[name] != other[name]]
     assert "VG/VG_100K/1.png" in changed and "llava/llava_instruct.json" in changed
+
+
+def test_the_benchmark_split_leaves_every_other_file_as_it_was(tmp_path: Path) -> None:
+    with_bench = all_files(generate_world(tmp_path / "a", TINY))
+    without = all_files(generate_world(tmp_path / "b", TINY.replace(bench_images=0)))
+    # world.json records the settings and the benchmark files; everything the other splits wrote is byte-identical.
+    shared = [name for name in without if name != "world.json" and not name.startswith(BENCH_FOLDERS)]
+    assert shared and all(with_bench[name] == without[name] for name in shared)
+    assert not any(name.startswith("chair/images/") for name in without)
 
 
 def test_splits_are_disjoint_and_every_image_is_in_vg(small_world: Path) -> None:
     layout = DataLayout(small_world)
     meta = read_json(layout.world_meta)
     splits = {name: set(ids) for name, ids in meta["splits"].items()}
-    assert {name: len(ids) for name, ids in splits.items()} == {"train": 1000, "pope": 40, "shr": 20}
+    assert {name: len(ids) for name, ids in splits.items()} == {"train": 1000, "pope": 40, "shr": 20, "bench": 10}
     assert not splits["train"] & splits["pope"] and not splits["train"] & splits["shr"]
     assert not splits["pope"] & splits["shr"]
+    assert not splits["bench"] & (splits["train"] | splits["pope"] | splits["shr"])
     records = read_json(layout.image_data)
     assert {r["image_id"] for r in records} == splits["train"] | splits["pope"] | splits["shr"]
     for record in records:

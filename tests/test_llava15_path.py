@@ -1,6 +1,6 @@
-"""The 7B path without a GPU: ``params/7b`` runs 01 → 05 on LLaVA-1.5-7B's real geometry (depth cut, random weights,
+"""The 7B path without a GPU: ``params/7b`` runs 01 → 08 on LLaVA-1.5-7B's real geometry (depth cut, random weights,
 the hub's layout, the real Llama-2 tokenizer), with CPU overrides only: the device and dtype, a few steps and pairs,
-a few POPE questions and SHR images, and a loopback OpenAI-compatible judge. Training runs through the python
+a few POPE questions, SHR and CHAIR images, and a loopback OpenAI-compatible judge. Training runs through the python
 launcher and DeepSpeed ZeRO-2 and ZeRO-3.
 
 The project is laid out as a user's would be: ``params/`` (the kit's), ``data/`` in the original HA-DPO layout and
@@ -27,6 +27,10 @@ CPU = {"device": "cpu", "dtype": "bfloat16"}
 TRAIN = {**CPU, "num_gpus": 1, "max_steps": 1, "per_device_batch_size": 1, "max_pairs": 2}
 POPE = {**CPU, "limit": 4, "max_new_tokens": 4}  # 4 questions of each of the 3 sets
 SHR = {**CPU, "limit": 3, "max_new_tokens": 8, "num_beams": 2}  # beam search, batched, at a CPU's cost
+CHAIR = {**CPU, "num_images": 3, "max_new_tokens": 8}
+#: COCO's category names that stand in for the world's in the COCO val2014 files CHAIR reads.
+COCO_NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "dog", "cat",
+              "horse")
 
 
 def _write_data(root: Path) -> None:
@@ -38,6 +42,18 @@ def _write_data(root: Path) -> None:
 
     generate_world(root, WorldConfig(seed=4, train_images=6, pope_images=4, shr_images=3))
     build_pope_files(PopeBuildConfig(data_root=str(root), n_images=4, seed=4))
+    # COCO val2014's instances and captions as CHAIR reads them (COCO's category names), once POPE is built.
+    annotations = root / "coco2014" / "annotations"
+    instances = json.loads((annotations / "instances_val2014.json").read_text())
+    for category in instances["categories"]:
+        category["name"] = COCO_NAMES[category["id"] - 1]
+    (annotations / "instances_val2014.json").write_text(json.dumps(instances))
+    names = {c["id"]: c["name"] for c in instances["categories"]}
+    captions = [{"id": i + 1, "image_id": image["id"], "caption": "A photo of a " + " and a ".join(
+        names[a["category_id"]] for a in instances["annotations"] if a["image_id"] == image["id"]) + "."}
+        for i, image in enumerate(instances["images"])]
+    (annotations / "captions_val2014.json").write_text(json.dumps({"images": instances["images"],
+                                                                   "annotations": captions}))
     records = json.loads((root / "llava" / "llava_instruct.json").read_text())
     desc, pope = {}, []
     for rec in records:
@@ -70,7 +86,7 @@ def _run(notebook: str, overrides: dict[str, Any] | None = None) -> Any:
     return stage(notebook).run(cfg)
 
 
-def test_the_7b_presets_run_01_to_05(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_7b_presets_run_01_to_08(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hadpo.eval.shr.prompt import format_judgement
     from hadpo.judge.stub_server import StubChatServer
 
@@ -112,8 +128,14 @@ def test_the_7b_presets_run_01_to_05(project: Path, monkeypatch: pytest.MonkeyPa
             assert metrics["run1"]["num_images"] == 3 and metrics["protocol"]["describe"]["decoding"]["num_beams"] == 2
     assert server.count >= 6
 
+    for name, extra in (("base", {}), ("hadpo", adapter)):
+        metrics = _run("05_chair", {**CHAIR, **extra, "run_dir": f"runs/7b/chair/{name}"})
+        assert metrics["images"] == 3 and metrics["complete"] and metrics["protocol"]["synonyms"]["categories"] == 80
+        assert metrics["protocol"]["describe"]["template"] == "llava_v1"
+        assert metrics["protocol"]["describe"]["instruction"] == "Please describe this image in detail."
+
     summary = _run("08_dashboard")
-    assert summary["run_name"] == "7b" and "SHR (%)" in summary["headline"]
+    assert summary["run_name"] == "7b" and "SHR (%)" in summary["headline"] and "CHAIR_i (%)" in summary["headline"]
     assert summary["training"]["throughput"]["pairs_per_second"] > 0
     assert (project / "reports" / "7b" / "pope_bars.png").is_file()
 

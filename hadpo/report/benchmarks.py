@@ -150,8 +150,41 @@ def chair_measures(folder: str | Path) -> list[Measure]:
     ]
 
 
+def amber_measures(folder: str | Path) -> list[Measure]:
+    """AMBER's CHAIR, Cover, Hal and Cog per description; accuracy and F1 ("no" positive) per question."""
+    records = read_scores(folder)
+    gen = {str(r["id"]): r for r in records if r["kind"] == "generative"}
+    dis = {str(r["id"]): r for r in records if r["kind"] == "discriminative"}
+    out = []
+    if gen:
+        out += [
+            Measure("AMBER", "CHAIR (%)", "lower", "ratio",
+                    {i: (float(r["hallucinated"]), float(r["objects"])) for i, r in gen.items()}),
+            Measure("AMBER", "Cover (%)", "higher", "ratio",
+                    {i: (float(r["covered"]), float(r["truth"])) for i, r in gen.items()}),
+            Measure("AMBER", "Hal (%)", "lower", "mean",
+                    {i: (float(r["hallucinated"] > 0), 1.0) for i, r in gen.items()}, headline=True),
+            Measure("AMBER", "Cog (%)", "lower", "ratio",
+                    {i: (float(r["named"]), float(r["hallu"])) for i, r in gen.items()}),
+        ]
+    if dis:
+        def f1_terms(r: Mapping[str, Any]) -> tuple[float, float]:
+            # F1 of "no" = 2TP / (2TP + FP + FN): a ratio of per-question sums.
+            tp = float(r["truth"] == "no" and r["prediction"] == "no")
+            fp = float(r["truth"] != "no" and r["prediction"] == "no")
+            fn = float(r["truth"] == "no" and r["prediction"] != "no")
+            return 2 * tp, 2 * tp + fp + fn
+
+        out += [
+            Measure("AMBER", "accuracy (%)", "higher", "mean",
+                    {i: (float(r["truth"] == r["prediction"]), 1.0) for i, r in dis.items()}),
+            Measure("AMBER", "F1 (%)", "higher", "ratio", {i: f1_terms(r) for i, r in dis.items()}),
+        ]
+    return out
+
+
 #: Benchmark → reader of its measures from a run folder, in the dashboard's order.
-MEASURES: dict[str, Callable[[str | Path], list[Measure]]] = {"CHAIR": chair_measures}
+MEASURES: dict[str, Callable[[str | Path], list[Measure]]] = {"CHAIR": chair_measures, "AMBER": amber_measures}
 
 
 def compare_runs(pairs: Mapping[str, tuple[str | None, str | None]], *, n_resamples: int, seed: int,

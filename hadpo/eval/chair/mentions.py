@@ -1,10 +1,10 @@
 """Object mentions in a text, for CHAIR: tokenise, fold plurals, match the synonym table's longest phrase.
 
 No tagger is used (NLTK's data cannot be downloaded where the kit runs): a text is split into lower-case words,
-a word is folded to its singular (``inflect``) only when the singular is a word of the table and the word itself
-is not (so "buses" becomes "bus", while "glass" and "bus" stay as they are and a verb such as "is" is never
-touched), and the table's phrases are matched greedily, longest first, left to right. Every match is a mention;
-a phrase of the table's "not an object" category is consumed and dropped.
+a word is folded to its singular (:func:`hadpo.eval.words.fold_word`) only when the singular is a word of the
+table and the word itself is not (so "buses" becomes "bus", while "glass" and "bus" stay as they are and a verb
+such as "is" is never touched), and the table's phrases are matched greedily, longest first, left to right. Every
+match is a mention; a phrase of the table's "not an object" category is consumed and dropped.
 
 Where this differs from the usual NLTK pipeline (its part-of-speech tagger and WordNet lemmatiser): a word is
 matched whatever its part of speech, so "to orange" or "a mouse click" count as mentions of orange and mouse,
@@ -14,10 +14,10 @@ WordNet on regular and the listed irregular nouns but may differ on rare ones.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from hadpo.eval.chair.synonyms import NOT_AN_OBJECT, SynonymTable, phrase_words
+from hadpo.eval.words import fold_word
 
 
 @dataclass(frozen=True)
@@ -27,27 +27,6 @@ class Mention:
     category: str
     phrase: str
     start: int
-
-
-@functools.lru_cache(maxsize=1)
-def _engine():
-    import inflect
-
-    return inflect.engine()
-
-
-@functools.lru_cache(maxsize=65536)
-def _singular(word: str) -> str | None:
-    folded = _engine().singular_noun(word)
-    return folded if isinstance(folded, str) else None
-
-
-def fold_word(word: str, vocabulary: frozenset[str]) -> str:
-    """``word``, or its singular when that is a table word and ``word`` is not."""
-    if word in vocabulary:
-        return word
-    singular = _singular(word)
-    return singular if singular is not None and singular in vocabulary else word
 
 
 def text_words(text: str, table: SynonymTable) -> list[str]:

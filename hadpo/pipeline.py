@@ -62,9 +62,10 @@ class PipelineConfig(Params):
 
 
 #: The notebooks the pipeline runs, in order (each evaluation twice, see :func:`stages`).
-NOTEBOOKS = ("00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "06_amber", "08_dashboard")
+NOTEBOOKS = ("00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "06_amber", "07_mmhal",
+             "08_dashboard")
 #: The evaluations, run for the base model and for the HA-DPO adapter; the dashboard key prefix of each.
-EVALUATIONS = {"03_pope": "pope", "04_shr": "shr", "05_chair": "chair", "06_amber": "amber"}
+EVALUATIONS = {"03_pope": "pope", "04_shr": "shr", "05_chair": "chair", "06_amber": "amber", "07_mmhal": "mmhal"}
 #: The dashboard, the last of them (also run alone by ``hadpo report``).
 DASHBOARD = NOTEBOOKS[-1]
 

@@ -39,7 +39,7 @@ def _read(name: str):
 def test_every_notebook_has_one_stage_module_of_the_same_shape() -> None:
     """A stage is ``hadpo/<stage>/stage.py`` with NOTEBOOK, Config and run(cfg); the notebooks are exactly those."""
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
-    assert NOTEBOOKS == ["00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "06_amber",
+    assert NOTEBOOKS == ["00_world", "01_data", "02_train", "03_pope", "04_shr", "05_chair", "06_amber", "07_mmhal",
                          "08_dashboard"]
     for name, module_name in stage_modules().items():
         module = importlib.import_module(module_name)

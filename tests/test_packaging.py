@@ -47,7 +47,7 @@ def test_console_script_lists_every_subcommand() -> None:
     hadpo = Path(sys.executable).parent / "hadpo"
     out = subprocess.run([str(hadpo), "--help"], capture_output=True, text=True, check=True).stdout
     commands = ("world", "validate", "mine", "pope-build", "pope-run", "pope-score", "shr", "shr-judge", "chair",
-                "amber", "train", "base-check", "demo", "report", "sync")
+                "amber", "mmhal", "mmhal-judge", "train", "base-check", "demo", "report", "sync")
     for command in commands:
         assert any(line.split()[:1] == [command] for line in out.splitlines()), command
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from conftest import CiRun
 
 STAGES = ["00_world", "01_data", "02_train", "03_pope_base", "03_pope_hadpo", "04_shr_base", "04_shr_hadpo",
-          "05_chair_base", "05_chair_hadpo", "06_amber_base", "06_amber_hadpo", "08_dashboard"]
+          "05_chair_base", "05_chair_hadpo", "06_amber_base", "06_amber_hadpo", "07_mmhal_base", "07_mmhal_hadpo",
+          "08_dashboard"]
 
 
 @pytest.mark.slow
@@ -36,7 +37,7 @@ def test_whole_chain_with_tiny_params(ci_run: CiRun, monkeypatch: pytest.MonkeyP
     summary = read_json(reports / "summary.json")
     assert summary["run_name"] == "ci"
     # every benchmark the pipeline ran is compared on the dashboard, each measure with its paired test
-    assert {c["benchmark"] for c in summary["benchmarks"]} == {"CHAIR", "AMBER"} and not summary["notes"]
+    assert {c["benchmark"] for c in summary["benchmarks"]} == {"CHAIR", "AMBER", "MMHal-Bench"} and not summary["notes"]
     assert all(c["paired_items"] == 16 for c in summary["benchmarks"] if c["benchmark"] == "CHAIR")
     assert list((reports).glob("*.png")), "the dashboard saves its figures as PNG"
     # The HA-DPO evaluation used the trained adapter, the base one did not.
@@ -80,7 +81,8 @@ def test_a_run_name_chooses_its_run_and_report_folders() -> None:
         assert dashboard["hadpo_pope_dir"] == plan["03_pope_hadpo"]["run_dir"]
         assert dashboard["train_dir"] == plan["02_train"]["output_dir"]
         assert dashboard["hadpo_chair_dir"] == plan["05_chair_hadpo"]["run_dir"] == str(runs / name / "chair" / "hadpo")
-        assert plan["05_chair_hadpo"]["adapter"] == plan["03_pope_hadpo"]["adapter"]
+        assert plan["07_mmhal_hadpo"]["adapter"] == plan["06_amber_hadpo"]["adapter"] == plan["03_pope_hadpo"][
+            "adapter"]
     assert not _under(plans["first"], runs / "second") and not _under(plans["second"], runs / "first")
 
 

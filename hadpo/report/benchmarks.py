@@ -183,8 +183,21 @@ def amber_measures(folder: str | Path) -> list[Measure]:
     return out
 
 
+def mmhal_measures(folder: str | Path) -> list[Measure]:
+    """MMHal-Bench's score (0–6) and hallucination rate (rated below 3) per judged question."""
+    records = [r for r in read_scores(folder) if r.get("rating") is not None]
+    by = {str(r["id"]): float(r["rating"]) for r in records}
+    return [
+        Measure("MMHal-Bench", "score (0-6)", "higher", "mean", {i: (v, 1.0) for i, v in by.items()}, factor=1.0,
+                headline=True),
+        Measure("MMHal-Bench", "hallucination rate (%)", "lower", "mean",
+                {i: (float(v < 3), 1.0) for i, v in by.items()}),
+    ]
+
+
 #: Benchmark → reader of its measures from a run folder, in the dashboard's order.
-MEASURES: dict[str, Callable[[str | Path], list[Measure]]] = {"CHAIR": chair_measures, "AMBER": amber_measures}
+MEASURES: dict[str, Callable[[str | Path], list[Measure]]] = {"CHAIR": chair_measures, "AMBER": amber_measures,
+                                                            "MMHal-Bench": mmhal_measures}
 
 
 def compare_runs(pairs: Mapping[str, tuple[str | None, str | None]], *, n_resamples: int, seed: int,

@@ -53,6 +53,7 @@ BENCH_SPLIT = "bench"
 BENCH_WRITERS: tuple[str, ...] = (
     "hadpo.world.chair_world:write_chair_world",
     "hadpo.world.amber_world:write_amber_world",
+    "hadpo.world.mmhal_world:write_mmhal_world",
 )
 
 #: URL prefix of VG image records; the last two components give the local path ``VG/VG_100K/<id>.png``.

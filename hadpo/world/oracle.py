@@ -1,8 +1,8 @@
 """The shapes world's offline judge backend (``oracle`` in the ``hadpo.judges`` entry point group).
 
 It answers every judged protocol of the kit from the world's annotations, in the text format an LLM judge is
-asked for, so the same parsers, re-asks and metrics run on it: SHR sentence labels (:mod:`hadpo.world.shr_oracle`)
-and the mining steps (:mod:`hadpo.world.mining_oracle`).
+asked for, so the same parsers, re-asks and metrics run on it: SHR sentence labels (:mod:`hadpo.world.shr_oracle`),
+the mining steps (:mod:`hadpo.world.mining_oracle`) and MMHal-Bench ratings (:mod:`hadpo.world.mmhal_oracle`).
 """
 
 from __future__ import annotations
@@ -23,4 +23,9 @@ def backend(spec: Any, context: Any) -> LocalChatClient:
         from hadpo.world.mining_oracle import mining_oracle
 
         return mining_oracle(context.data_root)
-    raise ParamsError(f"judge 'oracle' knows the shapes world's SHR and mining protocols, not {context.task!r}")
+    if context.task == "mmhal":
+        from hadpo.world.mmhal_oracle import world_oracle as mmhal_oracle
+
+        return mmhal_oracle(context.data_root)
+    raise ParamsError(f"judge 'oracle' knows the shapes world's SHR, mining and MMHal-Bench protocols, not "
+                      f"{context.task!r}")

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STAGES = ["00_world", "01_data", "02_train", "03_pope_base", "03_pope_hadpo", "04_shr_base", "04_shr_hadpo",
-          "05_chair_base", "05_chair_hadpo", "06_amber_base", "06_amber_hadpo", "08_dashboard"]
+          "05_chair_base", "05_chair_hadpo", "06_amber_base", "06_amber_hadpo", "07_mmhal_base", "07_mmhal_hadpo",
+          "08_dashboard"]
 #: Pages to screenshot (the index is always taken), and where copies go for a person to look at.
 SCREENSHOT_PAGES = ("03_pope_base.html", "08_dashboard.html")
 SHOTS_DIR = Path("/tmp/hadpo-shots")

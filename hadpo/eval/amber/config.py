@@ -15,23 +15,29 @@ class AmberConfig(Params):
 
     data_root: str = data_root_param(section="data")
     evaluation: Literal["all", "generative", "discriminative"] = param(
-        "all", "Which of AMBER's tasks: all, generative (descriptions) or discriminative (yes/no questions).")
-    queries: str | None = param(None, "Query file; None: AMBER/data/query/query_all.json under data_root (the "
-                                "evaluation chooses among its queries).", kind="path")
+        "all", "Which of AMBER's tasks: all, generative (descriptions) or discriminative (yes/no questions); the "
+        "AMBER score needs all.")
+    queries: str | None = param(
+        None, "Query file; None: the release's for the evaluation (AMBER/data/query/query_<evaluation>.json under "
+        "data_root). Its queries of the evaluation's kind are asked.", kind="path")
     images_dir: str | None = param(None, "Folder of the queries' images; None: AMBER/image under data_root.",
                                    kind="path")
-    limit: int | None = param(None, "Only the first N queries of each kind (generative, and each discriminative "
+    limit: int | None = param(None, "Only the first N queries of each kind (descriptions, and each discriminative "
                               "dimension): smoke runs.")
-    responses: str | None = param(None, "Answers made elsewhere, in AMBER's inference format [{id, response}], to "
-                                  "score instead of generating.", kind="path")
+    responses: str | None = param(
+        None, "Answers made elsewhere, in the reference's input format [{id, response}], to score instead of "
+        "generating.", kind="path")
     model_spec: ModelSpec = component(ModelSpec)
     prompt_spec: PromptSpec = component(PromptSpec)
-    # The descriptions; the yes/no answers are greedy, each image encoded once (POPE's answering).
+    # The descriptions: greedy, as AMBER's reported models were run, up to 512 new tokens.
     decoding: DecodingSpec = component(DecodingSpec, defaults={"num_beams": 1, "batch_size": 16})
-    answer_max_new_tokens: int = param(16, "Longest yes/no answer in tokens.")
+    prompt_variant: Literal["raw", "short"] = param(
+        "raw", "How a yes/no question is put: raw (verbatim, as POPE's protocol) or short (LLaVA's single-word "
+        "suffix on a new line).", section="yes/no answers")
+    answer_max_new_tokens: int = param(16, "Longest yes/no answer in tokens (greedy, each image encoded once).")
     rule: Literal["pope", "exact"] = param(
-        "pope", "How a yes/no answer is read: pope (no / not in the first sentence → no, else yes) or exact (the "
-        "reference's: exactly 'Yes' or 'No', anything else wrong).", section="scoring")
+        "pope", "How a yes/no answer is read: pope (no / not in the first sentence: no, else yes) or exact (the "
+        "reference's: exactly 'Yes' or 'No', anything else wrong).")
     run_dir: str = param("runs/amber", "Output folder: generative.jsonl, discriminative/answers.jsonl, scores.jsonl, "
                          "metrics.json.", kind="path", section="output")
     progress: bool = progress_param()

@@ -1,65 +1,69 @@
-"""AMBER's measures, LLM-free, as its reference evaluation defines them (``inference.py`` of the release).
+"""AMBER's measures, LLM-free, as its reference evaluation (``inference.py`` of the release) counts them.
 
-**Generative** (one description per image). The description's object words are its words that belong to AMBER's
-object vocabulary (every key and associated word of ``relation.json``), plurals folded to the singular, each
-occurrence counted. An object word is *safe* when it is a global safe word; *covered* when it is one of the
-image's ``truth`` objects or a word associated with one (the truth object is then covered); otherwise it is
-*hallucinated*, and when it is one of the ``hallu`` objects or associated with one, that likely hallucination is
-*named*. Over the set:
+**Generative** (one description per image). The description's *object words* are its words that are entries of
+AMBER's vocabulary (:mod:`hadpo.eval.amber.words`), each occurrence counted. Each object word, in order:
 
-* ``chair`` — hallucinated object words ÷ object words (safe words count in the denominator, as in the reference);
+1. a global safe word (``safe_words.txt``) is skipped: never a hallucination, covers nothing, but still counted
+   among the object words;
+2. a word among the image's ``truth`` objects or their associated words covers one truth object and is no
+   hallucination. Which one: the first match in the reference's search order, every truth object's associated
+   words (truth object by truth object) before the truth objects themselves — so "tree" covers "forest" when the
+   truth is ``[forest, tree]`` and "forest" lists "tree" among its associations;
+3. any other word is a hallucination; when it is among the ``hallu`` objects or their associated words (same
+   search order), that likely hallucination is also *named*.
+
+Over the descriptions (sums, not means of per-description rates):
+
+* ``chair`` — hallucinated object words ÷ object words;
 * ``cover`` — truth objects covered ÷ truth objects;
 * ``hal`` — descriptions with at least one hallucinated object word ÷ descriptions;
-* ``cog`` — ``hallu`` objects named ÷ ``hallu`` objects: how often the model names the objects it is expected to
-  hallucinate by association. **Lower is better**, like CHAIR and Hal (a higher Cog means more cognition-driven
-  hallucination, not more cognition).
+* ``cog`` — ``hallu`` objects named ÷ ``hallu`` objects: how often a model names the objects it is expected to
+  hallucinate by association. **Lower is better**, like CHAIR and Hal (the paper marks it ``Cog↓``: a higher Cog
+  is more cognition-like hallucination, not more cognition).
 
-**Discriminative** (yes/no questions), per dimension (existence, attribute, relation) and over all of them, with
-AMBER's positive class **"no"**: precision = questions answered "no" whose truth is "no" ÷ answers "no"; recall =
-answers "no" among questions whose truth is "no" ÷ those questions; F1 their harmonic mean; accuracy.
+**Discriminative** (yes/no questions), over all of them, per dimension (existence, attribute, relation) and per
+attribute kind (state, number, action), with AMBER's positive class **"no"** (the reference counts precision over
+the answers "No" and recall over the questions whose truth is "no"): precision = questions answered "no" whose
+truth is "no" ÷ questions answered "no"; recall = the same ÷ questions whose truth is "no"; F1 their harmonic mean;
+accuracy = answers equal to the truth ÷ questions. An unreadable answer is wrong and is not a "no".
 
-**AMBER score** = (100 − CHAIR + F1) / 2, CHAIR and the overall discriminative F1 in percent.
+**AMBER score** = (100 − CHAIR + F1) / 2, with CHAIR and the F1 over every discriminative question in percent (it
+reproduces the release's results table: LLaVA-1.5's CHAIR 7.8 and F1 74.7 give 83.5).
 
-Where the kit's reading differs from the reference: the reference keeps the nouns of NLTK's part-of-speech tagger
-and WordNet lemmatiser and also accepts a word whose spaCy vector is within 0.8 cosine of an annotated one; the kit
-(no NLTK or spaCy data can be downloaded where it runs) keeps every vocabulary word whatever its part of speech
-and folds plurals with ``inflect`` (:func:`hadpo.eval.words.fold_word`), with no vector similarity. The
-reference's F1 adds 0.0001 (0.001 for existence) to its denominator; the kit's F1 is exact. A yes/no answer is
-read with the ``rule`` of the stage (``exact``: the reference's exact "Yes" / "No").
+Where the kit's reading differs from the reference's:
+
+* the reference keeps only the words NLTK's part-of-speech tagger reads as nouns and lemmatises them with WordNet;
+  the kit (no NLTK data can be downloaded where it runs) keeps every vocabulary word whatever its part of speech —
+  "orange" as a colour, "line" or "sign" as verbs, "light" as an adjective count here — and folds plurals with
+  ``inflect`` onto vocabulary words (:func:`hadpo.eval.words.fold_word`), which agrees with WordNet on regular and
+  the common irregular plurals ("men", "mice", "knives") but may differ on rare ones;
+* the reference does not lower-case, so a noun written with a capital ("Dogs play") is no vocabulary word there;
+  the kit lower-cases;
+* the reference also takes a word whose spaCy vector lies within 0.8 cosine of a truth word (or of its
+  associations) as covering it, and of a ``hallu`` word as naming it; the kit has no word vectors and matches
+  exactly (after plural folding), so a near-synonym outside the vocabulary's associations counts as a
+  hallucination here where the reference may not;
+* the reference rounds precision and recall to 0.1 % before the F1 and adds 0.0001 (0.001 for existence) to its
+  denominator; the kit's F1 is exact;
+* a yes/no answer is read with the stage's ``rule``: ``exact`` is the reference's (the answer is exactly "Yes" or
+  "No"), ``pope`` POPE's reading of a free answer.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hadpo.data.amber_files import AmberAnnotation
-from hadpo.eval.words import fold_word
+from hadpo.data.amber_files import ATTRIBUTE_KINDS, AmberAnnotation
+from hadpo.eval.amber.words import Vocabulary
 
-_WORD = re.compile(r"[a-z]+")
 #: The discriminative dimensions, in AMBER's order.
 DIMENSION_NAMES = ("existence", "attribute", "relation")
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """AMBER's object vocabulary: the word associations and the global safe words."""
-
-    association: Mapping[str, tuple[str, ...]]
-    safe_words: frozenset[str]
-
-    @property
-    def words(self) -> frozenset[str]:
-        """Every word that can be an object word: the keys of the associations and their associated words."""
-        return frozenset(self.association) | frozenset(w for related in self.association.values() for w in related)
-
-    def object_words(self, text: str) -> list[str]:
-        """The object words of ``text``, in order, each occurrence (plurals folded onto vocabulary words)."""
-        vocabulary = self.words
-        folded = (fold_word(w, vocabulary) for w in _WORD.findall(text.lower()))
-        return [w for w in folded if w in vocabulary]
+#: The attribute kinds, in AMBER's order (keys ``attribute_<kind>`` of the discriminative metrics).
+ATTRIBUTE_KIND_NAMES = tuple(ATTRIBUTE_KINDS.values())
+#: How a yes/no answer may be read.
+RULES = ("pope", "exact")
 
 
 @dataclass(frozen=True)
@@ -67,40 +71,55 @@ class GenerativeItem:
     """One description's counts (a ``scores.jsonl`` record of kind ``generative``)."""
 
     query_id: int
-    objects: int
-    hallucinated: int
+    #: The object words, in order; the hallucinated ones among them.
+    object_words: tuple[str, ...]
+    hallucinated_words: tuple[str, ...]
+    #: Truth objects, and how many of them the description covers; likely hallucinations, and how many it names.
     truth: int
     covered: int
     hallu: int
     named: int
 
+    @property
+    def objects(self) -> int:
+        """Object words (safe words included)."""
+        return len(self.object_words)
+
+    @property
+    def hallucinated(self) -> int:
+        """Hallucinated object words."""
+        return len(self.hallucinated_words)
+
     def record(self) -> dict[str, Any]:
+        """The ``scores.jsonl`` record: the counts the set's measures (and their bootstrap) sum."""
         return {"id": self.query_id, "kind": "generative", "objects": self.objects,
                 "hallucinated": self.hallucinated, "truth": self.truth, "covered": self.covered,
-                "hallu": self.hallu, "named": self.named}
+                "hallu": self.hallu, "named": self.named, "object_words": list(self.object_words),
+                "hallucinated_words": list(self.hallucinated_words)}
 
 
-def _owners(objects: Sequence[str], association: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-    """Word → index of the first annotated object it names (the object itself, or a word associated with it)."""
-    owners: dict[str, int] = {}
-    for index, word in enumerate(objects):
-        owners.setdefault(word, index)
+def owners(objects: Sequence[str], association: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """Word → index of the annotated object it stands for, in the reference's search order: every object's
+    associated words first (object by object), then the objects themselves; the first match wins."""
+    found: dict[str, int] = {}
     for index, word in enumerate(objects):
         for related in association.get(word, ()):
-            owners.setdefault(related, index)
-    return owners
+            found.setdefault(related, index)
+    for index, word in enumerate(objects):
+        found.setdefault(word, index)
+    return found
 
 
 def score_generative(query_id: int, text: str, annotation: AmberAnnotation, vocabulary: Vocabulary
                      ) -> GenerativeItem:
     """One description against its annotation (see the module docstring)."""
-    truth, hallu = list(annotation.truth), list(annotation.hallu)
-    truth_owner = _owners(truth, vocabulary.association)
-    hallu_owner = _owners(hallu, vocabulary.association)
+    truth, hallu = tuple(annotation.truth), annotation.hallu
+    truth_owner = owners(truth, vocabulary.association)
+    hallu_owner = owners(hallu, vocabulary.association)
     covered: set[int] = set()
     named: set[int] = set()
     words = vocabulary.object_words(text)
-    hallucinated = 0
+    hallucinated: list[str] = []
     for word in words:
         if word in vocabulary.safe_words:
             continue
@@ -109,8 +128,9 @@ def score_generative(query_id: int, text: str, annotation: AmberAnnotation, voca
             continue
         if word in hallu_owner:
             named.add(hallu_owner[word])
-        hallucinated += 1
-    return GenerativeItem(query_id, len(words), hallucinated, len(truth), len(covered), len(hallu), len(named))
+        hallucinated.append(word)
+    return GenerativeItem(query_id, tuple(words), tuple(hallucinated), len(truth), len(covered), len(hallu),
+                          len(named))
 
 
 def _ratio(num: float, den: float) -> float:
@@ -118,27 +138,32 @@ def _ratio(num: float, den: float) -> float:
 
 
 def generative_metrics(items: Sequence[GenerativeItem]) -> dict[str, Any]:
-    """CHAIR, Cover, Hal and Cog (fractions) over the descriptions."""
+    """CHAIR, Cover, Hal and Cog (fractions) over the descriptions, with the counts behind them."""
+    objects = sum(i.objects for i in items)
+    hallucinated = sum(i.hallucinated for i in items)
     return {
         "descriptions": len(items),
-        "chair": _ratio(sum(i.hallucinated for i in items), sum(i.objects for i in items)),
+        "chair": _ratio(hallucinated, objects),
         "cover": _ratio(sum(i.covered for i in items), sum(i.truth for i in items)),
         "hal": _ratio(sum(1 for i in items if i.hallucinated), len(items)),
         "cog": _ratio(sum(i.named for i in items), sum(i.hallu for i in items)),
-        "objects_per_description": _ratio(sum(i.objects for i in items), len(items)),
+        "object_words": objects,
+        "hallucinated_words": hallucinated,
+        "object_words_per_description": _ratio(objects, len(items)),
     }
 
 
 def read_yes_no(answer: str, rule: str) -> str | None:
-    """``yes``, ``no`` or None (unreadable): ``exact`` is the reference's (the answer is exactly "Yes" or "No");
-    ``pope`` is POPE's reading (no / not among the first sentence's words → no, anything else → yes)."""
+    """``yes``, ``no`` or None (unreadable). ``exact`` is the reference's reading (the answer is exactly "Yes" or
+    "No", anything else unreadable); ``pope`` is POPE's (no / not among the first sentence's words → no, else
+    yes)."""
     if rule == "exact":
         return {"Yes": "yes", "No": "no"}.get(answer)
     if rule == "pope":
         from hadpo.eval.pope.score import parse_pope
 
         return parse_pope(answer)
-    raise ValueError(f"unknown yes/no rule {rule!r}; expected exact or pope")
+    raise ValueError(f"unknown yes/no rule {rule!r}; expected one of {', '.join(RULES)}")
 
 
 def discriminative_counts(pairs: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
@@ -150,19 +175,42 @@ def discriminative_counts(pairs: Iterable[tuple[str, str | None]]) -> dict[str, 
     precision, recall = _ratio(tp, answered_no), _ratio(tp, truth_no)
     return {"questions": len(pairs), "accuracy": _ratio(sum(1 for t, p in pairs if t == p), len(pairs)),
             "precision": precision, "recall": recall, "f1": _ratio(2 * precision * recall, precision + recall),
-            "unreadable": sum(1 for _, p in pairs if p is None)}
+            "truth_no": truth_no, "answered_no": answered_no, "unreadable": sum(1 for _, p in pairs if p is None)}
 
 
 def discriminative_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The discriminative measures overall and per dimension from ``scores.jsonl``'s discriminative records."""
+    """The discriminative measures from ``scores.jsonl``'s discriminative records: ``all``, each dimension present
+    and each attribute kind present (``attribute_state``, ``attribute_number``, ``attribute_action``)."""
     out: dict[str, Any] = {"all": discriminative_counts((r["truth"], r["prediction"]) for r in records)}
-    for dimension in DIMENSION_NAMES:
-        chosen = [(r["truth"], r["prediction"]) for r in records if r["dimension"] == dimension]
+    groups = [(d, lambda r, d=d: r["dimension"] == d) for d in DIMENSION_NAMES]
+    groups += [(f"attribute_{k}", lambda r, k=k: ATTRIBUTE_KINDS.get(r["type"]) == k) for k in ATTRIBUTE_KIND_NAMES]
+    for name, member in groups:
+        chosen = [(r["truth"], r["prediction"]) for r in records if member(r)]
         if chosen:
-            out[dimension] = discriminative_counts(chosen)
+            out[name] = discriminative_counts(chosen)
     return out
 
 
 def amber_score(chair: float, f1: float) -> float:
-    """AMBER's single number, in percent: (100 − CHAIR + F1) / 2 from fractions."""
+    """AMBER's single number in percent, (100 − CHAIR + F1) / 2, from CHAIR and F1 as fractions."""
     return 100.0 * (1.0 - chair + f1) / 2.0
+
+
+def table_row(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The headline numbers of a run's ``metrics.json`` in percent: the generative measures, accuracy and F1 over
+    every question, F1 per dimension, the AMBER score (absent parts are left out)."""
+    row: dict[str, float] = {}
+    generative = metrics.get("generative")
+    if generative:
+        row.update({"CHAIR (%)": 100 * generative["chair"], "Cover (%)": 100 * generative["cover"],
+                    "Hal (%)": 100 * generative["hal"], "Cog (%)": 100 * generative["cog"]})
+    discriminative = metrics.get("discriminative")
+    if discriminative:
+        row["Acc (%)"] = 100 * discriminative["all"]["accuracy"]
+        row["F1 (%)"] = 100 * discriminative["all"]["f1"]
+        for dimension in DIMENSION_NAMES:
+            if dimension in discriminative:
+                row[f"F1 {dimension} (%)"] = 100 * discriminative[dimension]["f1"]
+    if metrics.get("amber_score") is not None:
+        row["AMBER score"] = metrics["amber_score"]
+    return row

@@ -17,15 +17,13 @@ under a ``Judgement:`` line with one ``N. <label>: <reason>`` line per sentence.
 
 from __future__ import annotations
 
-import hashlib
-import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from hadpo.errors import DataError
 from hadpo.eval.shr.sentences import numbered_sentences
+from hadpo.judge.template import PromptTemplate
 
 #: The labels a judge may give, lower-case, as the parser compares them.
 LABELS = ("hallucination", "correct", "cannot judge")
@@ -158,65 +156,19 @@ def prompt_blocks(regions: Sequence[NormalizedRegion], facts: Sequence[str], sen
     }
 
 
-@dataclass(frozen=True)
-class JudgePrompt:
-    """A judge prompt template and where it came from (``source``: ``kit`` or the file's path)."""
-
-    text: str
-    source: str = "kit"
-    positional: bool = False
+class JudgePrompt(PromptTemplate):
+    """SHR's judge prompt template: the kit's own, or a file with the slots {regions}, {facts} and {sentences}."""
 
     @classmethod
     def kit(cls) -> JudgePrompt:
         """The kit's own template."""
-        return cls(KIT_TEMPLATE)
+        return cls(KIT_TEMPLATE, SLOTS)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> JudgePrompt:
-        """A template file, used verbatim; its slots are checked now (a :class:`DataError` names the file)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(path, "judge prompt template not found (parameter judge_prompt)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(path, f"cannot read the judge prompt template: {exc}") from None
-        try:
-            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
-        except ValueError as exc:
-            raise DataError(path, f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
-        names = [name for name, _, _ in fields]
-        if any(spec or conv for _, spec, conv in fields):
-            raise DataError(path, "a slot may not carry a format spec or conversion; use {regions}, {facts}, "
-                            "{sentences} or three {}")
-        if names and all(n == "" for n in names):
-            if len(names) != len(SLOTS):
-                raise DataError(path, f"{len(names)} positional slot(s) {{}}; a positional template has exactly 3 "
-                                "(regions, facts, sentences, in that order)")
-            return cls(text, str(path), positional=True)
-        unknown = sorted({n for n in names if n not in SLOTS})
-        if unknown:
-            raise DataError(path, f"unknown slot(s) {', '.join('{' + n + '}' for n in unknown)}; the slots are "
-                            "{regions}, {facts} and {sentences} (or three positional {})")
-        missing = [n for n in SLOTS if n not in names]
-        if missing:
-            raise DataError(path, f"the template has no {', '.join('{' + n + '}' for n in missing)} slot")
-        return cls(text, str(path))
-
-    @property
-    def sha256(self) -> str:
-        """SHA-256 of the template text (recorded with the results)."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-    def fill(self, blocks: dict[str, str]) -> str:
-        """The prompt with the slot texts of :func:`prompt_blocks` filled in."""
-        if self.positional:
-            return self.text.format(*(blocks[s] for s in SLOTS))
-        return self.text.format(**blocks)
-
-    def record(self) -> dict[str, str]:
-        """Where the template came from and its hash, for the results' protocol."""
-        return {"source": self.source, "sha256": self.sha256}
+    def from_file(cls, path: str | Path, slots: tuple[str, ...] = SLOTS) -> JudgePrompt:
+        """A template file with SHR's slots, used verbatim; checked now (a :class:`DataError` names the file)."""
+        template = PromptTemplate.from_file(path, slots)
+        return cls(template.text, template.slots, template.source, template.positional)
 
 
 def build_judge_prompt(regions: Sequence[NormalizedRegion], facts: Sequence[str], sentences: Sequence[str], *,

@@ -1,7 +1,7 @@
 """The 7B path without a GPU: ``params/7b`` runs 01 → 08 on LLaVA-1.5-7B's real geometry (depth cut, random weights,
 the hub's layout, the real Llama-2 tokenizer), with CPU overrides only: the device and dtype, a few steps and pairs,
-a few POPE questions, SHR and CHAIR images, and a loopback OpenAI-compatible judge. Training runs through the python
-launcher and DeepSpeed ZeRO-2 and ZeRO-3.
+a few POPE questions, SHR, CHAIR, AMBER and MMHal-Bench items, and a loopback OpenAI-compatible judge. Training runs
+through the python launcher and DeepSpeed ZeRO-2 and ZeRO-3.
 
 The project is laid out as a user's would be: ``params/`` (the kit's), ``data/`` in the original HA-DPO layout and
 the model where the presets name it, ``llava-hf/llava-1.5-7b-hf`` (a folder of that name under the project root is
@@ -28,6 +28,8 @@ TRAIN = {**CPU, "num_gpus": 1, "max_steps": 1, "per_device_batch_size": 1, "max_
 POPE = {**CPU, "limit": 4, "max_new_tokens": 4}  # 4 questions of each of the 3 sets
 SHR = {**CPU, "limit": 3, "max_new_tokens": 8, "num_beams": 2}  # beam search, batched, at a CPU's cost
 CHAIR = {**CPU, "num_images": 3, "max_new_tokens": 8}
+AMBER = {**CPU, "limit": 1, "max_new_tokens": 8, "answer_max_new_tokens": 4}  # 1 description, 3 yes/no questions
+MMHAL = {**CPU, "limit": 2, "max_new_tokens": 8}
 #: COCO's category names that stand in for the world's in the COCO val2014 files CHAIR reads.
 COCO_NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "dog", "cat",
               "horse")
@@ -40,7 +42,8 @@ def _write_data(root: Path) -> None:
     from hadpo.world.config import WorldConfig
     from hadpo.world.generate import generate_world
 
-    generate_world(root, WorldConfig(seed=4, train_images=6, pope_images=4, shr_images=3))
+    # The benchmark split also writes AMBER's and MMHal-Bench's files in their releases' layouts.
+    generate_world(root, WorldConfig(seed=4, train_images=6, pope_images=4, shr_images=3, bench_images=4))
     build_pope_files(PopeBuildConfig(data_root=str(root), n_images=4, seed=4))
     # COCO val2014's instances and captions as CHAIR reads them (COCO's category names), once POPE is built.
     annotations = root / "coco2014" / "annotations"
@@ -134,8 +137,24 @@ def test_the_7b_presets_run_01_to_08(project: Path, monkeypatch: pytest.MonkeyPa
         assert metrics["protocol"]["describe"]["template"] == "llava_v1"
         assert metrics["protocol"]["describe"]["instruction"] == "Please describe this image in detail."
 
+    for name, extra in (("base", {}), ("hadpo", adapter)):
+        metrics = _run("06_amber", {**AMBER, **extra, "run_dir": f"runs/7b/amber/{name}"})
+        assert metrics["generative"]["descriptions"] == 1 and metrics["discriminative"]["all"]["questions"] == 3
+        assert read_json(project / "runs" / "7b" / "amber" / name / "discriminative" / "protocol.json")[
+            "conversation"] == "llava_v1"
+
+    def rate(body: dict) -> str:
+        return "Plausible, nothing contradicts the annotations.\nRating: 4"
+
+    with StubChatServer(rate) as server:
+        for name, extra in (("base", {}), ("hadpo", adapter)):
+            metrics = _run("07_mmhal", {**MMHAL, **extra, "base_url": server.url, "run_dir": f"runs/7b/mmhal/{name}"})
+            assert metrics["complete"] and metrics["score"] == 4.0 and metrics["judged"] == 2
+            assert metrics["protocol"]["judge"]["model"] == "gpt-4-0613"
+
     summary = _run("08_dashboard")
     assert summary["run_name"] == "7b" and "SHR (%)" in summary["headline"] and "CHAIR_i (%)" in summary["headline"]
+    assert {"AMBER Hal (%)", "MMHal-Bench score (0-6)"} <= set(summary["headline"]) and not summary["notes"]
     assert summary["training"]["throughput"]["pairs_per_second"] > 0
     assert (project / "reports" / "7b" / "pope_bars.png").is_file()
 

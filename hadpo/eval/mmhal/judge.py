@@ -33,8 +33,13 @@ class MmhalProtocol:
     max_attempts: int = 3
     seed: int | None = 0
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
     def record(self) -> dict[str, Any]:
-        return {"template": self.template.record(), "max_attempts": self.max_attempts, "seed": self.seed}
+        """The settings as recorded with the results (SHR's names)."""
+        return {"judge_prompt": self.template.record(), "judge_attempts": self.max_attempts, "judge_seed": self.seed}
 
 
 def judge_jobs(items: Sequence[MmhalItem], answers: Mapping[int, str], protocol: MmhalProtocol) -> list[Job]:
@@ -51,6 +56,7 @@ def judge_jobs(items: Sequence[MmhalItem], answers: Mapping[int, str], protocol:
 
 
 def _parse(reply: str, job: Job) -> tuple[int | None, str | None]:
+    """The rating, or why the reply is unusable (so it is asked again)."""
     rating = parse_rating(reply)
     return (rating, None) if rating is not None else (None, "no 'Rating: N' line with N from 0 to 6")
 
@@ -71,8 +77,9 @@ def judge_answers(items: Sequence[MmhalItem], answers: Mapping[int, str], client
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         o = outcomes[str(item.index)]
-        record: dict[str, Any] = {"question_type": item.question_type, "answer": answers[item.index],
-                                  "reply": o.raw, "attempts": o.attempts, "unusable": o.unusable}
+        record: dict[str, Any] = {"question_type": item.question_type, "image_id": item.image_id,
+                                  "question": item.question, "answer": answers[item.index], "reply": o.raw,
+                                  "attempts": o.attempts, "unusable": o.unusable}
         if o.ok:
             record.update(status=JUDGED, rating=o.value)
         else:

@@ -27,7 +27,8 @@ You are checking an AI assistant's answer to a question about an image for hallu
 image that the image does not support. You cannot see the image; you are told what is annotated in it and how a \
 person answered the same question. Content that is neither annotated nor in the person's answer may still be in \
 the image: judge it by whether it is plausible given both, and count a claim that contradicts them as a \
-hallucination.
+hallucination. An answer that hedges or says it cannot tell is not a hallucination; reasoning that follows from \
+what is there is a merit, not a fault, however long.
 
 Annotated in the image:
 {image_content}
@@ -41,14 +42,15 @@ A person's answer:
 The assistant's answer:
 {answer}
 
-Rate the assistant's answer on this scale:
-6 - very informative, with sound analysis or reasoning, and no hallucination
-5 - very informative, no hallucination
-4 - somewhat informative, no hallucination
-3 - not informative, no hallucination
-2 - very informative, but with hallucination
-1 - somewhat informative, with hallucination
-0 - not informative, with hallucination
+First decide whether the assistant's answer contains a hallucination, then how much of what was asked it answers. \
+Give one whole number:
+6 = no hallucination; it answers fully and adds sound reasoning or analysis
+5 = no hallucination; it answers fully
+4 = no hallucination; it answers in part
+3 = no hallucination; it does not answer what was asked
+2 = hallucination, although it answers fully otherwise
+1 = hallucination, and it answers in part
+0 = hallucination, and it does not answer what was asked
 
 Explain briefly, then end with one line of the form "Rating: N", N from 0 to 6."""
 
@@ -77,7 +79,13 @@ def prompt_blocks(image_content: tuple[str, ...], question: str, gt_answer: str,
 
 
 def parse_rating(reply: str) -> int | None:
-    """The rating of the reply's last ``Rating: N`` (N in 0–6), or None when there is none."""
+    """The rating of the reply's last ``Rating: N`` (N in 0–6; case, markdown emphasis and ``=`` tolerated), or None
+    when there is none.
+
+    The last one counts because a judge that changes its mind ends with its final word. The release's own script
+    instead scores a reply that names no rating, or several different ones, as 0; here such a reply is unreadable:
+    it is asked again and, if it stays so, the question is left unjudged and counted, never scored 0 silently.
+    """
     found = _RATING.findall(reply or "")
     return int(found[-1]) if found else None
 

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hadpo.data.images import ImageRef, preflight_images
+from hadpo.data.images import preflight_images
 from hadpo.data.layout import DataLayout
-from hadpo.data.mmhal_files import MmhalItem, read_mmhal
+from hadpo.data.mmhal_files import MmhalItem, image_refs, read_mmhal
+from hadpo.data.mmhal_files import image_path as local_image
 from hadpo.distributed import DistContext, init_distributed, teardown
-from hadpo.errors import DataError, JudgeIncomplete
+from hadpo.errors import DataError, JudgeIncomplete, ParamsError
 from hadpo.eval.mmhal.config import MmhalConfig
 from hadpo.eval.mmhal.judge import MmhalProtocol, judge_answers, judge_report, judge_work_left
 from hadpo.eval.mmhal.metrics import mmhal_metrics
@@ -49,10 +50,20 @@ def question_file(cfg: MmhalConfig) -> Path:
     return Path(cfg.questions) if cfg.questions else DataLayout(cfg.data_root).mmhal_questions
 
 
+def images_folder(cfg: MmhalConfig) -> Path:
+    """The image folder the config reads: ``images_dir``, else MMHal-Bench/images under the data root."""
+    return Path(cfg.images_dir) if cfg.images_dir else DataLayout(cfg.data_root).mmhal_images
+
+
 def image_path(cfg: MmhalConfig, item: MmhalItem) -> Path:
-    """Where an item's image lies: ``images_dir`` (or MMHal-Bench/images) / the last component of its image_src."""
-    folder = Path(cfg.images_dir) if cfg.images_dir else DataLayout(cfg.data_root).mmhal_images
-    return folder / item.image_file
+    """Where an item's image lies: the image folder / the last component of its image_src."""
+    return local_image(item, images_folder(cfg))
+
+
+def load_items(cfg: MmhalConfig) -> list[MmhalItem]:
+    """The questions to evaluate: the question file's, the first ``limit`` of them when set."""
+    items = read_mmhal(question_file(cfg))
+    return items if cfg.limit is None else items[: cfg.limit]
 
 
 def mmhal_protocol(cfg: MmhalConfig) -> MmhalProtocol:
@@ -61,32 +72,72 @@ def mmhal_protocol(cfg: MmhalConfig) -> MmhalProtocol:
     return MmhalProtocol(template=template, max_attempts=cfg.judge_spec.judge_attempts, seed=cfg.judge_spec.judge_seed)
 
 
+def _answers_on_file(cfg: MmhalConfig, items: Sequence[MmhalItem]) -> dict[str, dict[str, Any]]:
+    """The answers already in ``answers.jsonl``, by item id, refused when made for another question or under other
+    settings than the config's.
+
+    :func:`~hadpo.models.describe.describe_images` makes the same check when it has answers to add; this one also
+    covers a rerun with nothing left to generate, which never loads the model (an adapter's weights are compared
+    by path here, by hash there).
+    """
+    from hadpo.models.describe import decoding_record, protocol_path, read_descriptions
+
+    out = Path(cfg.run_dir) / ANSWERS_FILE
+    done = read_descriptions(out)
+    for item in items:
+        record = done.get(str(item.index))
+        if record is not None and record.get("instruction", item.question) != item.question:
+            raise ParamsError(f"{out}: question {item.index} was answered as {record.get('instruction')!r}, the "
+                              f"question file now asks {item.question!r}; use another run_dir or force")
+    proto = protocol_path(out)
+    if done and proto.is_file():
+        spec = cfg.model_spec
+        now = {"model": spec.model, "adapter": str(Path(spec.adapter).expanduser()) if spec.adapter else None,
+               "dtype": spec.dtype, "template": cfg.prompt_spec.template, "image_mode": cfg.prompt_spec.image_mode,
+               "decoding": decoding_record(cfg.decoding)}
+        previous = read_json(proto)
+        for key, value in now.items():
+            if previous.get(key) != value:
+                raise ParamsError(f"{proto}: the answers on file were made with {key}={previous.get(key)!r}, now "
+                                  f"{value!r}; use another run_dir or force")
+    return done
+
+
 def _recorded_answers(cfg: MmhalConfig, items: Sequence[MmhalItem]) -> dict[int, str] | None:
     """Every item's answer when all are on hand already (a responses file, or a finished answering step)."""
-    from hadpo.models.describe import read_descriptions
-
     if cfg.responses:
         return _given_answers(cfg, items)
-    done = read_descriptions(Path(cfg.run_dir) / ANSWERS_FILE)
+    done = _answers_on_file(cfg, items)
     if all(str(i.index) in done for i in items):
         return {i.index: done[str(i.index)]["response"] for i in items}
     return None
 
 
 def _given_answers(cfg: MmhalConfig, items: Sequence[MmhalItem]) -> dict[int, str]:
+    """The answers of a filled question file (``responses``), checked against the question file item by item."""
     assert cfg.responses is not None
     filled = read_mmhal(cfg.responses)
     if len(filled) < len(items):
-        raise DataError(cfg.responses, f"{len(filled)} answered question(s) for {len(items)} questions")
+        raise DataError(cfg.responses, f"{len(filled)} question(s), but {question_file(cfg)} has {len(items)} to "
+                        "judge; the filled file must keep every question, in order")
     out = {}
     for item, answered in zip(items, filled, strict=False):
         if answered.question != item.question:
-            raise DataError(cfg.responses, f"question differs from the question file's ({item.question!r})",
-                            record=item.index, field="question")
+            raise DataError(cfg.responses, f"question differs from the question file's ({item.question!r}); the "
+                            "filled file must keep every question, in order", record=item.index, field="question")
         if answered.model_answer is None:
-            raise DataError(cfg.responses, "no model_answer", record=item.index, field="model_answer")
+            raise DataError(cfg.responses, "model_answer is empty (as in the template): nothing to judge",
+                            record=item.index, field="model_answer")
         out[item.index] = answered.model_answer
     return out
+
+
+def _images_to_answer(cfg: MmhalConfig, items: Sequence[MmhalItem]) -> list[MmhalItem]:
+    """The items without an answer in ``answers.jsonl`` yet (their images are read by the answering step)."""
+    from hadpo.models.describe import read_descriptions
+
+    done = read_descriptions(Path(cfg.run_dir) / ANSWERS_FILE)
+    return [i for i in items if str(i.index) not in done]
 
 
 def _answer(cfg: MmhalConfig, items: Sequence[MmhalItem], ctx: DistContext) -> tuple[dict[int, str], dict | None]:
@@ -94,7 +145,7 @@ def _answer(cfg: MmhalConfig, items: Sequence[MmhalItem], ctx: DistContext) -> t
     from hadpo.models.describe import describe_images, protocol_path, read_descriptions
 
     out = Path(cfg.run_dir) / ANSWERS_FILE
-    done = read_descriptions(out)
+    done = _answers_on_file(cfg, items)
     if any(str(i.index) not in done for i in items):
         from hadpo.models.loading import load_model
 
@@ -139,7 +190,7 @@ def judge_and_score(cfg: MmhalConfig, items: Sequence[MmhalItem], answers: dict[
             "judge": client.protocol(),
             "judging": protocol.record(),
             "data": {"questions": {"path": str(question_file(cfg)), "sha256": sha256_file(question_file(cfg))},
-                     "limit": cfg.limit},
+                     "images_dir": str(images_folder(cfg)), "limit": cfg.limit},
             "config": cfg.to_dict(),
             "environment": environment(),
         },
@@ -168,14 +219,12 @@ def run_mmhal(cfg: MmhalConfig) -> dict[str, Any]:
             if cfg.rerun.force and ctx.is_main:
                 set_aside(cfg.run_dir, keep=(cfg.responses, cfg.judge_prompt, cfg.questions))
             ctx.barrier()
-            items = read_mmhal(question_file(cfg))
-            if cfg.limit is not None:
-                items = items[: cfg.limit]
+            items = load_items(cfg)
             protocol = mmhal_protocol(cfg)  # a bad template file stops the run before anything is spent
             if not cfg.responses:
-                refs = [ImageRef(str(image_path(cfg, i)), record=i.index, field="image_src",
-                                 file=str(question_file(cfg))) for i in items]
-                preflight_images(refs, progress=cfg.progress and ctx.is_main, desc="check MMHal-Bench images")
+                # Pre-flight, before the judge is asked or the model loads: every image still to answer decodes.
+                preflight_images(image_refs(_images_to_answer(cfg, items), images_folder(cfg), question_file(cfg)),
+                                 progress=cfg.progress and ctx.is_main, desc="check MMHal-Bench images")
             client = None
             if ctx.is_main:
                 # The judge first: a missing key, a rejected key or an unknown model stops the run before any

@@ -593,8 +593,12 @@ def headline(cfg: DashboardConfig, *, pope: PopeResults | None = None, shr: ShrR
     if not frame["Note"].astype(bool).any():
         frame = frame.drop(columns=["Note"])  # an empty column is only noise
     numbers = [c for c in frame.columns if c in (cfg.model_name, f"{cfg.model_name} + HA-DPO", "Δ")]
+    # A measure with its own unit (MMHal-Bench's 0-6 score) says so in its name; the rest are rates in %.
+    own_units = [_measure_label(c["benchmark"], c["measure"]) for c in out.get("benchmarks") or []
+                 if c["headline"] and c["factor"] != 100]
+    unit_note = f" ({', '.join(own_units)} on its own scale)" if own_units else ""
     shown = tables.shown(frame, formats=dict.fromkeys(numbers, tables.PERCENT), caption=(
-        f"All rates in %; Δ = HA-DPO − base in percentage points; {level}: bootstrap intervals."))
+        f"Rates in %{unit_note}; Δ = HA-DPO − base, in percentage points for rates; {level}: bootstrap intervals."))
     parts = [shown._repr_html_()]
     training = out.get("training")
     if training is not None:

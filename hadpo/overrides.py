@@ -100,6 +100,22 @@ def config_from_args(cls: type[P], args: argparse.Namespace, extra: Mapping[str,
 # ---- the old forms ----------------------------------------------------------------------------------------------
 
 
+def print_results(metrics: Mapping[str, Any], row: Mapping[str, Any], run_dir: str | Path, *, as_json: bool,
+                  digits: int = 2) -> None:
+    """What a stage command prints: ``metrics`` as JSON (without its protocol) or its table ``row`` on one line,
+    then where the metrics were written. Under ``torchrun`` only rank 0 prints: every rank returns the same
+    metrics."""
+    import json
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if as_json:
+        print(json.dumps({k: v for k, v in metrics.items() if k != "protocol"}, indent=2))
+        return
+    print("  ".join(f"{k}: {v:.{digits}f}" if isinstance(v, float) else f"{k}: {v}" for k, v in row.items()))
+    print(f"written to {run_dir}/metrics.json")
+
+
 def legacy_form(argv: Sequence[str], *, keys: Sequence[str] = (), positional_file: bool = False,
                 flags: Mapping[str, str] | None = None) -> list[str] | None:
     """The new-syntax equivalent of ``argv`` when it uses an old form, else None.

@@ -53,6 +53,15 @@ class ModelSpec(Params):
     attn_implementation: str | None = param(
         None, "Attention kernel (sdpa, eager, flash_attention_2); None: the default (sdpa when training).")
 
+    def results_cells(self, responses: str | None = None) -> dict[str, str]:
+        """The first cells of a stage's results row: the model and its adapter, or the ``responses`` file that was
+        scored instead of a model's output."""
+        from hadpo.display import shown_value
+
+        if responses is not None:
+            return {"Responses": shown_value(responses)}
+        return {"Model": shown_value(self.model), "Adapter": shown_value(self.adapter) if self.adapter else "none"}
+
     def validate(self) -> None:
         import re
 

@@ -95,7 +95,7 @@ def test_the_7b_presets_run_01_to_08(project: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.chdir(project)
     monkeypatch.delenv("HADPO_ROOT", raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-1234")
+    monkeypatch.setenv("OPENAI_API_KEY", "placeholder-for-the-loopback-judge")
     monkeypatch.setenv("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
     stats = _run("01_data")

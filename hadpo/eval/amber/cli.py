@@ -7,9 +7,6 @@ RESPONSES``: score answers made elsewhere, in the reference's input format ``[{"
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from typing import Any
 
 from hadpo.overrides import add_params_arguments
 
@@ -18,18 +15,12 @@ def _run(args: argparse.Namespace) -> int:
     from hadpo.eval.amber.config import AmberConfig
     from hadpo.eval.amber.metrics import table_row
     from hadpo.eval.amber.stage import run_amber
-    from hadpo.overrides import config_from_args
+    from hadpo.overrides import config_from_args, print_results
 
     extra = {"responses": args.responses} if getattr(args, "responses", None) else {}
     cfg = config_from_args(AmberConfig, args, extra)
-    metrics: dict[str, Any] = run_amber(cfg)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun every rank returns the same metrics
-        return 0
-    if args.json:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "protocol"}, indent=2))
-    else:
-        print("  ".join(f"{k}: {v:.1f}" for k, v in table_row(metrics).items()))
-        print(f"written to {cfg.run_dir}/metrics.json")
+    metrics = run_amber(cfg)
+    print_results(metrics, table_row(metrics), cfg.run_dir, as_json=args.json, digits=1)
     return 0
 
 

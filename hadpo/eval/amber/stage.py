@@ -357,13 +357,9 @@ run = run_amber
 
 def results_table(cfg: AmberConfig, results: dict[str, Any]):
     """The run's AMBER as a one-row table naming the model and its adapter (or the responses file scored)."""
-    from hadpo.display import shown_value, table
+    from hadpo.display import table
 
-    spec = cfg.model_spec
-    if cfg.responses is not None:
-        row: dict[str, Any] = {"Responses": shown_value(cfg.responses)}
-    else:
-        row = {"Model": shown_value(spec.model), "Adapter": shown_value(spec.adapter) if spec.adapter else "none"}
+    row: dict[str, Any] = cfg.model_spec.results_cells(cfg.responses)
     values = table_row(results)
     row.update(values)
     return table([row], formats=dict.fromkeys(values, "{:.1f}"),

@@ -6,9 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from typing import Any
 
 from hadpo.overrides import add_params_arguments
 
@@ -17,18 +14,11 @@ def _run(args: argparse.Namespace) -> int:
     from hadpo.eval.chair.config import ChairConfig
     from hadpo.eval.chair.metrics import table_row
     from hadpo.eval.chair.stage import run_chair
-    from hadpo.overrides import config_from_args
+    from hadpo.overrides import config_from_args, print_results
 
     cfg = config_from_args(ChairConfig, args, {})
-    metrics: dict[str, Any] = run_chair(cfg)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun every rank returns the same metrics
-        return 0
-    if args.json:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "protocol"}, indent=2))
-    else:
-        row = table_row(metrics)
-        print("  ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in row.items()))
-        print(f"written to {cfg.run_dir}/metrics.json")
+    metrics = run_chair(cfg)
+    print_results(metrics, table_row(metrics), cfg.run_dir, as_json=args.json)
     return 0
 
 

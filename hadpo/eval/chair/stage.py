@@ -23,6 +23,7 @@ from hadpo.eval.chair.config import ChairConfig
 from hadpo.eval.chair.inputs import ChairImage, load_chair_images
 from hadpo.eval.chair.metrics import TABLE_FORMATS, chair_metrics, score_descriptions, table_row
 from hadpo.eval.chair.synonyms import BUILTIN, SynonymTable, load_synonyms
+from hadpo.eval.shr.stage import read_responses
 from hadpo.io import atomic_write_json, atomic_write_jsonl, read_json, sha256_file
 from hadpo.manifest import environment
 from hadpo.rerun import set_aside
@@ -52,17 +53,6 @@ def chair_inputs(cfg: ChairConfig) -> tuple[SynonymTable, list[ChairImage]]:
     instances, captions, images_dir = annotation_files(cfg)
     return table, load_chair_images(instances, captions, images_dir, table, num_images=cfg.num_images,
                                     seed=cfg.image_seed)
-
-
-def _read_responses(path: str | Path) -> dict[str, str]:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DataError(path, f"expected an object mapping image ids to descriptions, got {type(data).__name__}")
-    for image_id, text in data.items():
-        if not isinstance(text, str):
-            raise DataError(path, f"description must be a string, got {type(text).__name__}", record=image_id,
-                            field="description")
-    return {str(k): v for k, v in data.items()}
 
 
 def _describe(cfg: ChairConfig, images: Sequence[ChairImage], ctx: DistContext) -> tuple[dict[str, str], dict | None]:
@@ -139,7 +129,7 @@ def run_chair(cfg: ChairConfig) -> dict[str, Any]:
             ctx.barrier()
             table, images = chair_inputs(cfg)
             if cfg.responses:
-                responses = _read_responses(cfg.responses)
+                responses = read_responses(cfg.responses)
                 missing = [i.image_id for i in images if i.image_id not in responses]
                 if missing:
                     raise DataError(cfg.responses, f"no description for {len(missing)} sampled image(s)",
@@ -162,12 +152,8 @@ run = run_chair
 
 def results_table(cfg: ChairConfig, results: dict[str, Any]):
     """The run's CHAIR as a one-row table naming the model and its adapter (or the responses file scored)."""
-    from hadpo.display import shown_value, table
+    from hadpo.display import table
 
-    spec = cfg.model_spec
-    if cfg.responses is not None:
-        row: dict[str, Any] = {"Responses": shown_value(cfg.responses)}
-    else:
-        row = {"Model": shown_value(spec.model), "Adapter": shown_value(spec.adapter) if spec.adapter else "none"}
+    row: dict[str, Any] = cfg.model_spec.results_cells(cfg.responses)
     row.update(table_row(results))
     return table([row], formats=TABLE_FORMATS)

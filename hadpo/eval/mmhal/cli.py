@@ -6,8 +6,6 @@ Parameters are MmhalConfig keys in papermill's syntax: ``-f params/world/07_mmha
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +15,11 @@ from hadpo.overrides import add_params_arguments
 def _run(args: argparse.Namespace, extra: dict[str, Any]) -> int:
     from hadpo.eval.mmhal.config import MmhalConfig
     from hadpo.eval.mmhal.stage import run_mmhal, table_row
-    from hadpo.overrides import config_from_args
+    from hadpo.overrides import config_from_args, print_results
 
     cfg = config_from_args(MmhalConfig, args, extra)
     metrics = run_mmhal(cfg)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun every rank returns the same metrics
-        return 0
-    if args.json:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "protocol"}, indent=2))
-    else:
-        row = table_row(metrics)
-        print("  ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in row.items()))
-        print(f"written to {cfg.run_dir}/metrics.json")
+    print_results(metrics, table_row(metrics), cfg.run_dir, as_json=args.json)
     return 0
 
 

@@ -269,13 +269,9 @@ def table_row(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def results_table(cfg: MmhalConfig, results: dict[str, Any]):
     """The run's MMHal-Bench as a one-row table naming the model and its adapter (or the responses file judged)."""
-    from hadpo.display import shown_value, table
+    from hadpo.display import table
 
-    spec = cfg.model_spec
-    if cfg.responses is not None:
-        row: dict[str, Any] = {"Responses": shown_value(cfg.responses)}
-    else:
-        row = {"Model": shown_value(spec.model), "Adapter": shown_value(spec.adapter) if spec.adapter else "none"}
+    row: dict[str, Any] = cfg.model_spec.results_cells(cfg.responses)
     values = table_row(results)
     row.update(values)
     formats = {k: "{:.2f}" for k in values}

@@ -275,13 +275,9 @@ run = run_shr
 def results_table(cfg: ShrConfig, results: dict[str, Any]):
     """The run's SHR metrics as a one-row table naming the model and its adapter (or the responses file judged):
     ratios in % (the repetition scores too), per-image averages, image counts as integers."""
-    from hadpo.display import shown_value, table
+    from hadpo.display import table
 
-    spec = cfg.model_spec
-    if cfg.responses is not None:
-        row: dict[str, Any] = {"Responses": shown_value(cfg.responses)}
-    else:
-        row = {"Model": shown_value(spec.model), "Adapter": shown_value(spec.adapter) if spec.adapter else "none"}
+    row: dict[str, Any] = cfg.model_spec.results_cells(cfg.responses)
     for column, value in table_row(results).items():
         if column.endswith("-gram rep"):  # unique ÷ total n-grams, a ratio like the others: in %, one unit per table
             column, value = f"{column} (%)", 100 * value

@@ -10,7 +10,8 @@ What it runs, every stage from ``params/7b`` (``01_data`` as it is) with only th
 
 * **training** (``02_train``): ``--steps`` optimiser steps of ``--pairs`` pairs on one GPU (LoRA r128/α256, bf16,
   gradient checkpointing, the recipe's lr and schedule), through DeepSpeed ZeRO-2 and ZeRO-3, each with and
-  without ``precompute_ref`` (the launcher is ``python``: one rank, DeepSpeed in process), a checkpoint at the
+  without ``precompute_ref`` (the launcher is ``python``: one rank, DeepSpeed in process), and ZeRO-2 with mDPO's
+  conditional and anchor terms (``:mdpo``: one more image and one more packed row per pair), a checkpoint at the
   step before the last (its size is reported);
 * **POPE** (``03_pope``): ``--pope`` questions of the random set, ``max_new_tokens`` 16 (random weights never say
   EOS, so every answer is that long);
@@ -46,7 +47,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "tests" / "fixtures" / "llama2-tokenizer"
-VARIANTS = ("zero2:noref", "zero2:ref", "zero3:noref", "zero3:ref")
+VARIANTS = ("zero2:noref", "zero2:ref", "zero3:noref", "zero3:ref", "zero2:noref:mdpo", "zero2:ref:mdpo")
+#: What a variant's third part adds to the 7B recipe: mDPO's conditional and anchor terms at its weights (1, 1).
+EXTENSIONS = {"mdpo": {"conditional_weight": 1.0, "anchor_weight": 1.0}}
 
 
 def _log(message: str) -> None:
@@ -86,14 +89,14 @@ def train(variant: str, args: argparse.Namespace, params: int) -> dict[str, Any]
     from hadpo.notebooks import resolve_parameters
     from hadpo.train.stage import launch_training
 
-    zero, ref = variant.split(":")
-    out = f"runs/gpu-check/train-{zero}-{ref}"
+    zero, ref, *extension = variant.split(":")
+    out = f"runs/gpu-check/train-{variant.replace(':', '-')}"
     cfg = resolve_parameters("02_train", "params/7b/02_train.yaml", {
         "device": args.device, "dtype": "bfloat16", "num_gpus": 1, "launcher": "python",
         "deepspeed_config": f"params/deepspeed/{zero}.json", "precompute_ref": ref == "ref",
         "per_device_batch_size": args.pairs, "gradient_accumulation_steps": 1, "max_steps": args.steps,
         "save_steps": max(1, args.steps - 1), "save_total_limit": 1, "output_dir": out,
-        "max_pairs": args.steps * args.pairs, "force": True,
+        "max_pairs": args.steps * args.pairs, "force": True, **EXTENSIONS.get("".join(extension), {}),
     })
     start = time.perf_counter()
     summary = launch_training(cfg, echo=(lambda line: None) if not args.verbose else _log)

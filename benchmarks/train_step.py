@@ -14,6 +14,12 @@ forward), the naive step costs 8(P+A) and the kit's 4(P+2A) per pair for prompt 
 2(P+A)/(P+2A), just under 2; encoding the image once instead of four times and skipping full-vocabulary
 logits make up the rest. A third step, ``kit+ref``, is the kit with ``precompute_ref: true``: the reference
 log-probs come from a one-off pass before training, so the step runs the policy alone (``speedup_cached_ref``).
+A fourth, ``kit+cond``, is the kit with mDPO's terms on (``conditional_weight: 1``, ``anchor_weight: 1``): after
+the B pair rows the batch holds B rows ``prompt + chosen`` with a corrupted (cropped) image, so a step encodes 2B
+images in one vision call and runs the language model over 2B rows; ``conditional_cost`` is its median step time
+over the kit's, both measured in the same run. Its real tokens are (2P+3A)/(P+2A) of the kit's, ~1.9 here, but a
+conditional row (P+A) is padded to the pair rows' length (P+2A), so the LM runs over 2× the kit's positions, plus a
+second image per pair: expect a ratio near 2.
 
 Timing: both steps alternate after a warm-up, and the median of ``--steps`` steps is reported. Peak memory is the
 extra memory one step allocates at its high point, above what the models and optimiser already hold: on CUDA
@@ -23,7 +29,8 @@ torch's C++ allocations and ``ru_maxrss`` is one high-water mark for the whole p
 keeps cached). At step 0, with identical weights, the two losses must agree within 1e-5.
 
 The last line printed is one JSON object: ``{"speedup": naive/kit median step time, "peak_mem_ratio": naive/kit
-peak step memory, "loss_abs_diff": |loss_kit − loss_naive| at step 0, "speedup_cached_ref": naive/kit+ref, ...}``.
+peak step memory, "loss_abs_diff": |loss_kit − loss_naive| at step 0, "speedup_cached_ref": naive/kit+ref,
+"conditional_cost": kit+cond/kit median step time, "conditional_mem_ratio": kit+cond/kit peak step memory, ...}``.
 
 Run: ``OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 DS_ACCELERATOR=cpu python benchmarks/train_step.py``
 """
@@ -53,11 +60,12 @@ from PIL import Image
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from hadpo.data.encode import EncodedPair, Encoder, collate_packed, collate_padded_pairs
+from hadpo.data.encode import EncodedPair, EncodedSample, Encoder, collate_packed, collate_padded_pairs
 from hadpo.models.prompts import DESCRIPTION_INSTRUCTIONS, VICUNA_V1_SYSTEM
 from hadpo.models.tiny import TinyLlavaConfig, build_tiny_llava
+from hadpo.train.corrupt import corrupt, item_seed
 from hadpo.train.logps import naive_pair_logps, packed_logps, policy_and_reference_logps, reference_model
-from hadpo.train.loss import preference_loss
+from hadpo.train.loss import anchor_loss, conditional_loss, preference_loss, total_loss
 
 WORDS = (
     "there",
@@ -253,10 +261,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         kit_model, naive_model, reference = build_models(model_dir, args)
     # The kit with ``precompute_ref``: reference log-probs computed once, outside the step.
     cached_model = copy.deepcopy(kit_model)
+    # The kit with mDPO's conditional and anchor terms.
+    cond_model = copy.deepcopy(kit_model)
 
     pairs = make_pairs(encoder, args.batch, tuple(args.answer_words), args.seed)
     packed = collate_packed(pairs, encoder.pad_id).to(args.device)
     padded = collate_padded_pairs(pairs, encoder.pad_id).to(args.device)
+    # The conditional rows: each pair's chosen answer after its image cropped as mDPO does (scale 0.01–0.2).
+    corrupted = [EncodedSample(p.prompt_ids, p.chosen_ids,
+                               corrupt(p.pixel_values, "crop", item_seed(args.seed, f"pair-{i}", p.prompt_ids,
+                                                                         p.chosen_ids)))
+                 for i, p in enumerate(pairs)]
+    cond_packed = collate_packed([*pairs, *corrupted], encoder.pad_id).to(args.device)
 
     def kit_loss() -> torch.Tensor:
         policy, ref = policy_and_reference_logps(kit_model, packed)
@@ -276,20 +292,32 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return preference_loss(policy.chosen, policy.rejected, cached_ref.chosen, cached_ref.rejected,
                                args.beta).losses.mean()
 
+    def cond_loss() -> torch.Tensor:
+        n = len(pairs)
+        policy, ref = policy_and_reference_logps(cond_model, cond_packed)
+        pc, pr, pk = policy.sums[:n, 0], policy.sums[:n, 1], policy.sums[n:, 0]
+        rc, rr, rk = ref.sums[:n, 0], ref.sums[:n, 1], ref.sums[n:, 0]
+        return total_loss(preference_loss(pc, pr, rc, rr, args.beta).losses, None, 0.0,
+                          conditional_losses=conditional_loss(pc, pk, rc, rk, args.beta).losses,
+                          conditional_weight=1.0, anchor_losses=anchor_loss(pc, rc, args.beta), anchor_weight=1.0)
+
     kit_step = make_step(kit_loss, kit_model, args.lr)
     naive_step = make_step(naive_loss, naive_model, args.lr)
     cached_step = make_step(cached_loss, cached_model, args.lr)
+    cond_step = make_step(cond_loss, cond_model, args.lr)
 
     loss_kit, loss_naive, loss_cached = kit_step(), naive_step(), cached_step()  # step 0: identical weights
+    loss_cond = cond_step()
     for _ in range(args.warmup):
-        kit_step(), naive_step(), cached_step()
+        kit_step(), naive_step(), cached_step(), cond_step()
     mem_kit = peak_step_memory(kit_step, args.device)
     mem_naive = peak_step_memory(naive_step, args.device)
     mem_cached = peak_step_memory(cached_step, args.device)
+    mem_cond = peak_step_memory(cond_step, args.device)
 
-    times: dict[str, list[float]] = {"kit": [], "naive": [], "cached": []}
+    times: dict[str, list[float]] = {"kit": [], "naive": [], "cached": [], "cond": []}
     for _ in range(args.steps):
-        for name, step in (("kit", kit_step), ("naive", naive_step), ("cached", cached_step)):
+        for name, step in (("kit", kit_step), ("naive", naive_step), ("cached", cached_step), ("cond", cond_step)):
             _sync(args.device)
             start = time.perf_counter()
             step()
@@ -299,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     kit_ms = 1000 * statistics.median(times["kit"])
     naive_ms = 1000 * statistics.median(times["naive"])
     cached_ms = 1000 * statistics.median(times["cached"])
+    cond_ms = 1000 * statistics.median(times["cond"])
     prompt = statistics.mean(len(p.prompt_ids) for p in pairs)
     answer = statistics.mean(len(a) for p in pairs for a in p.answers)
     print(f"device {args.device}, threads {torch.get_num_threads()}, attn {args.attn}, batch {args.batch} pairs")
@@ -307,13 +336,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{'kit':<8}{kit_ms:>12.1f}{mem_kit / 2**20:>12.1f}{loss_kit:>14.7f}")
     print(f"{'naive':<8}{naive_ms:>12.1f}{mem_naive / 2**20:>12.1f}{loss_naive:>14.7f}")
     print(f"{'kit+ref':<8}{cached_ms:>12.1f}{mem_cached / 2**20:>12.1f}{loss_cached:>14.7f}  (precompute_ref)")
+    print(f"{'kit+cond':<8}{cond_ms:>12.1f}{mem_cond / 2**20:>12.1f}{loss_cond:>14.7f}  (conditional + anchor, mDPO)")
     result = {
         "speedup": round(naive_ms / kit_ms, 3),
         "peak_mem_ratio": round(mem_naive / max(mem_kit, 1), 3),
         "loss_abs_diff": abs(loss_kit - loss_naive),
         "speedup_cached_ref": round(naive_ms / cached_ms, 3),
+        "conditional_cost": round(cond_ms / kit_ms, 3),
+        "conditional_mem_ratio": round(mem_cond / max(mem_kit, 1), 3),
         "kit_ms": round(kit_ms, 2),
         "naive_ms": round(naive_ms, 2),
+        "cond_ms": round(cond_ms, 2),
         "device": args.device,
     }
     print(json.dumps(result))

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "hadpo.eval.mmhal.cli",
     "hadpo.train.cli",
     "hadpo.pipeline",
+    "hadpo.report.compare",
     "hadpo.sync",
 )
 

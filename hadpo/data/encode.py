@@ -359,17 +359,17 @@ class Encoder:
 def collate_packed(items: Sequence[EncodedPair | EncodedSample], pad_id: int) -> PackedBatch:
     """Pack each item as one row ``prompt + answer_0 [+ answer_1]`` (see :class:`PackedBatch`).
 
-    All items must have the same number of answers (pairs, or SFT samples). Padding rows attend only to
-    themselves, so no softmax row is empty; their outputs are never read.
+    Items may hold different numbers of answers: S is the most any item has, and a row with fewer answers has
+    its missing slots fully masked (``targets`` all ``-100``, length 0), so their log-probs sum to 0 over no
+    token. mDPO's conditional term uses this: pair rows ``prompt + chosen + rejected`` next to rows
+    ``prompt(corrupted image) + chosen`` in one batch. Padding positions attend only to themselves, so no
+    softmax row is empty; their outputs are never read.
     """
     import torch
 
     if not items:
         raise ValueError("cannot collate an empty batch")
-    n_answers = {len(it.answers) for it in items}
-    if len(n_answers) != 1:
-        raise ValueError("a packed batch needs the same number of answers per item")
-    (s,) = n_answers
+    s = max(len(it.answers) for it in items)
     b = len(items)
     length = max(len(it.prompt_ids) + sum(len(a) for a in it.answers) for it in items)
     t_max = max(len(a) for it in items for a in it.answers)

@@ -134,7 +134,10 @@ def _load_base(base: str, torch_dtype: torch.dtype, device: str, attn_implementa
     if local and not folder.is_dir():
         raise ModelLoadError(f"base model folder {folder} does not exist")
     source = str(folder) if local else base
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    # Never hub kernels: with the `kernels` package installed (a transformers dependency), from_pretrained on a GPU
+    # fetches replacement layers from the hub by default, which fails offline (seen on an H200 with
+    # HF_HUB_OFFLINE=1) and online swaps in code the kit's packed-vs-naive and resume checks never ran.
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_kernels": False}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if device != "cpu":

@@ -26,7 +26,7 @@ import numpy as np
 
 from hadpo.errors import DataError
 from hadpo.io import read_json, read_jsonl
-from hadpo.report.stats import Interval, _sub_seed, mcnemar_exact, percentile_interval
+from hadpo.report.stats import Interval, PopeOutcomes, _sub_seed, mcnemar_exact, percentile_interval
 
 #: The per-item file every benchmark stage writes in its run folder.
 SCORES_FILE = "scores.jsonl"
@@ -108,8 +108,10 @@ def paired_test(base: Measure, adapted: Measure, ids: Sequence[str]) -> tuple[st
     return ("McNemar (exact)" if base.binary and adapted.binary else "sign test (exact)"), mcnemar_exact(b, c)
 
 
-def compare(base: Measure, adapted: Measure, *, n_resamples: int, seed: int, confidence: float) -> Comparison:
-    """Both models' intervals, the paired Δ interval and the paired test of one measure."""
+def paired(base: Measure, adapted: Measure, *, n_resamples: int, seed: int,
+           confidence: float) -> tuple[Interval, int, str, float | None]:
+    """Δ (adapted − base) with its paired bootstrap interval over the items both have (the same resampled items
+    for both), the number of those items, and the paired test (:func:`paired_test`)."""
     ids = sorted(set(base.values) & set(adapted.values))
     if not ids:
         raise DataError(base.benchmark, f"{base.name}: the two runs share no item")
@@ -118,25 +120,97 @@ def compare(base: Measure, adapted: Measure, *, n_resamples: int, seed: int, con
     delta_samples = _resampled(an, ad, draws) - _resampled(bn, bd, draws)
     delta = percentile_interval(adapted.estimate(ids) - base.estimate(ids), delta_samples, confidence=confidence)
     test, p_value = paired_test(base, adapted, ids)
+    return delta, len(ids), test, p_value
+
+
+def compare(base: Measure, adapted: Measure, *, n_resamples: int, seed: int, confidence: float) -> Comparison:
+    """Both models' intervals, the paired Δ interval and the paired test of one measure."""
+    delta, items, test, p_value = paired(base, adapted, n_resamples=n_resamples, seed=seed, confidence=confidence)
     return Comparison(base, adapted,
                       bootstrap(base, n_resamples=n_resamples, seed=_sub_seed(seed, 0), confidence=confidence),
                       bootstrap(adapted, n_resamples=n_resamples, seed=_sub_seed(seed, 1), confidence=confidence),
-                      delta, len(ids), test, p_value)
+                      delta, items, test, p_value)
+
+
+def paired_mean(base: Sequence[Measure], adapted: Sequence[Measure], *, shared_draws: bool, n_resamples: int,
+                seed: int, confidence: float) -> tuple[Interval, int]:
+    """Δ (adapted − base) of a *mean of measures* with its paired bootstrap interval, and the items paired.
+
+    The Δ is resampled the way the single-model interval of that mean is (the paired form of it, no new method):
+
+    * ``shared_draws=False``: ``base[k]`` and ``adapted[k]`` are one part answered by both models (a POPE set, for
+      the mean F1 over sets); each part's shared items are resampled on their own, as
+      :func:`hadpo.report.stats.mean_f1_interval` resamples each set, with the same draw for both models;
+    * ``shared_draws=True``: every part of both models is over the same items (an SHR judge run over the same
+      images); one draw of the items all parts share is used in every part, as
+      :func:`hadpo.report.stats.shr_interval` draws images (the models may have different numbers of parts).
+
+    Resample ``b`` of Δ is mean_k adapted_k(b) − mean_k base_k(b).
+    """
+    if not base or not adapted:
+        raise ValueError("a mean needs at least one measure per model")
+    if shared_draws:
+        ids = sorted(set.intersection(*(set(m.values) for m in (*base, *adapted))))
+        if not ids:
+            raise DataError(base[0].benchmark, f"{base[0].name}: the two runs share no item")
+        draws = np.random.default_rng(_sub_seed(seed, 2)).integers(0, len(ids), size=(n_resamples, len(ids)))
+
+        def mean_of(parts: Sequence[Measure]) -> tuple[float, np.ndarray]:
+            samples = [_resampled(*_arrays(m, ids), draws) for m in parts]
+            return float(np.mean([m.estimate(ids) for m in parts])), np.mean(samples, axis=0)
+
+        (b_point, b_samples), (a_point, a_samples) = mean_of(base), mean_of(adapted)
+        return percentile_interval(a_point - b_point, a_samples - b_samples, confidence=confidence), len(ids)
+    if len(base) != len(adapted):
+        raise ValueError(f"{len(base)} base parts but {len(adapted)} adapted ones; pair them one to one")
+    points, samples, items = [], [], 0
+    for k, (b, a) in enumerate(zip(base, adapted, strict=True)):
+        ids = sorted(set(b.values) & set(a.values))
+        if not ids:
+            raise DataError(b.benchmark, f"{b.name}: the two runs share no item")
+        draws = np.random.default_rng(_sub_seed(seed, k)).integers(0, len(ids), size=(n_resamples, len(ids)))
+        points.append(a.estimate(ids) - b.estimate(ids))
+        samples.append(_resampled(*_arrays(a, ids), draws) - _resampled(*_arrays(b, ids), draws))
+        items += len(ids)
+    return percentile_interval(float(np.mean(points)), np.mean(samples, axis=0), confidence=confidence), items
+
+
+def pope_measures(outcomes: PopeOutcomes, pope_set: str) -> dict[str, Measure]:
+    """One POPE set's per-question measures, for paired comparisons across runs: ``precision`` (TP ÷ "yes"
+    answers, a ratio), ``yes_ratio`` ("yes" answers, 0/1 per question) and ``f1`` (2TP ÷ (2TP + FP + FN), a ratio of
+    per-question sums); their estimates are the evaluator's (:meth:`~hadpo.report.stats.PopeOutcomes.metrics`)."""
+    ids = [str(q) for q in outcomes.question_ids]
+    said_yes = [p == "yes" for p in outcomes.predictions]
+    is_yes = [label == "yes" for label in outcomes.labels]
+    tp = [float(s and y) for s, y in zip(said_yes, is_yes, strict=True)]
+    fp = [float(s and not y) for s, y in zip(said_yes, is_yes, strict=True)]
+    # FN: a "yes" label not answered "yes" (an unparseable answer too, as the evaluator's recall counts it).
+    fn = [float(y and not s) for s, y in zip(said_yes, is_yes, strict=True)]
+    name = f"POPE {pope_set}"
+    return {
+        "precision": Measure(name, "precision (%)", "higher", "ratio",
+                             {i: (t, float(s)) for i, t, s in zip(ids, tp, said_yes, strict=True)}),
+        "yes_ratio": Measure(name, "yes-ratio (%)", "—", "mean",
+                             {i: (float(s), 1.0) for i, s in zip(ids, said_yes, strict=True)}),
+        "f1": Measure(name, "F1 (%)", "higher", "ratio",
+                      {i: (2 * t, 2 * t + f + n) for i, t, f, n in zip(ids, tp, fp, fn, strict=True)}),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the readers
-def read_scores(folder: str | Path) -> list[dict[str, Any]]:
-    """A run folder's per-item records; a run whose metrics say it is incomplete is refused."""
+def read_scores(folder: str | Path, *, incomplete_ok: bool = False) -> list[dict[str, Any]]:
+    """A run folder's per-item records; a run whose metrics say it is incomplete is refused (unless
+    ``incomplete_ok``: its items so far, for a caller that marks the result incomplete wherever it shows it)."""
     folder = Path(folder)
     metrics = read_json(folder / METRICS_FILE)
-    if metrics.get("complete") is False:
+    if metrics.get("complete") is False and not incomplete_ok:
         raise DataError(folder / METRICS_FILE, "the run is marked incomplete; its measures are not reported")
     return read_jsonl(folder / SCORES_FILE)
 
 
-def chair_measures(folder: str | Path) -> list[Measure]:
+def chair_measures(folder: str | Path, *, incomplete_ok: bool = False) -> list[Measure]:
     """CHAIR_s, CHAIR_i, recall and words per description, per image."""
-    records = read_scores(folder)
+    records = read_scores(folder, incomplete_ok=incomplete_ok)
     by = {str(r["image_id"]): r for r in records}
     return [
         Measure("CHAIR", "CHAIR_s (%)", "lower", "mean",
@@ -150,9 +224,9 @@ def chair_measures(folder: str | Path) -> list[Measure]:
     ]
 
 
-def amber_measures(folder: str | Path) -> list[Measure]:
+def amber_measures(folder: str | Path, *, incomplete_ok: bool = False) -> list[Measure]:
     """AMBER's CHAIR, Cover, Hal and Cog per description; accuracy and F1 ("no" positive) per question."""
-    records = read_scores(folder)
+    records = read_scores(folder, incomplete_ok=incomplete_ok)
     gen = {str(r["id"]): r for r in records if r["kind"] == "generative"}
     dis = {str(r["id"]): r for r in records if r["kind"] == "discriminative"}
     out = []
@@ -183,9 +257,9 @@ def amber_measures(folder: str | Path) -> list[Measure]:
     return out
 
 
-def mmhal_measures(folder: str | Path) -> list[Measure]:
+def mmhal_measures(folder: str | Path, *, incomplete_ok: bool = False) -> list[Measure]:
     """MMHal-Bench's score (0–6) and hallucination rate (rated below 3) per judged question."""
-    records = [r for r in read_scores(folder) if r.get("rating") is not None]
+    records = [r for r in read_scores(folder, incomplete_ok=incomplete_ok) if r.get("rating") is not None]
     by = {str(r["id"]): float(r["rating"]) for r in records}
     return [
         Measure("MMHal-Bench", "score (0-6)", "higher", "mean", {i: (v, 1.0) for i, v in by.items()}, factor=1.0,
@@ -196,7 +270,7 @@ def mmhal_measures(folder: str | Path) -> list[Measure]:
 
 
 #: Benchmark → reader of its measures from a run folder, in the dashboard's order.
-MEASURES: dict[str, Callable[[str | Path], list[Measure]]] = {"CHAIR": chair_measures, "AMBER": amber_measures,
+MEASURES: dict[str, Callable[..., list[Measure]]] = {"CHAIR": chair_measures, "AMBER": amber_measures,
                                                             "MMHal-Bench": mmhal_measures}
 
 

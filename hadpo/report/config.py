@@ -38,8 +38,10 @@ class DashboardConfig(Params):
     base_mmhal_dir: str | None = param(None, "MMHal-Bench run folder of the base model; None: no MMHal-Bench.",
                                        kind="path")
     hadpo_mmhal_dir: str | None = param(None, "MMHal-Bench run folder of the HA-DPO model.", kind="path")
-    require_all: bool = param(False, "Missing optional results (SHR, training, the benchmarks configured) are an "
-                              "error instead of a note.")
+    require_all: bool = param(False, "Missing optional results (SHR, training, the benchmarks configured, the "
+                              "rounds manifest and its folders) are an error instead of a note.")
+    rounds_file: str | None = param(None, "rounds.json of a pipeline run: metrics by round; None: no by-round "
+                                    "section.", kind="path", section="metrics by round (optional)")
     report_dir: str = param("reports/demo", "Folder for the PNG figures and summary.json (one run of reports/).",
                             kind="path", section="output and statistics")
     bootstrap_resamples: int = param(1000, "Bootstrap resamples per interval.")

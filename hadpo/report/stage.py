@@ -9,12 +9,14 @@ Inputs (all paths relative to the working directory, or absolute)::
     <base_shr_dir>/metrics.json  judgement.json                           SHR, base (optional)
     <hadpo_shr_dir>/metrics.json  judgement.json                          SHR, HA-DPO (optional)
     <train_dir>/metrics.jsonl                                             DPO training log (optional)
+    <rounds_file>  (a pipeline run's rounds.json)                         metrics by round (optional)
 
 POPE labels come from the question file recorded in each set's ``protocol.json`` (or under ``pope_data_root``).
 A missing POPE file is a :class:`~hadpo.errors.DataError` naming it; a missing optional part gives a visible
 "not available" note naming the missing file (an error with ``require_all``).
 
-Outputs in ``report_dir``: ``pope_bars.png``, ``shr_bars.png``, ``training_curves.png`` and ``summary.json``
+Outputs in ``report_dir``: ``pope_bars.png``, ``shr_bars.png``, ``training_curves.png``, ``rounds.png`` (with a
+``rounds_file``) and ``summary.json``
 (headline numbers for ``reports/index.html``; :func:`headline` shows them as a table). An SHR built on an
 incomplete judgement (images the judge left unjudged) is flagged wherever it appears and never becomes a headline
 number.
@@ -33,16 +35,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hadpo.data.layout import DataLayout
 from hadpo.errors import DataError
 from hadpo.eval.shr.metrics import is_complete
-from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant, sha256_file
+from hadpo.io import atomic_write_json, read_json, read_jsonl_tolerant
 from hadpo.manifest import environment
-from hadpo.report import benchmarks, plots, stats, tables
+from hadpo.report import benchmarks, plots, rounds, stats, tables
 from hadpo.report.config import DashboardConfig
 from hadpo.report.html import SUMMARY_FILE, HtmlFragment, note
 from hadpo.report.qualitative import read_judgements, recorded_data_root, shr_image_paths, side_by_side
-from hadpo.report.training import run_gamma
+from hadpo.report.training import run_weights
 
 if TYPE_CHECKING:
     from hadpo.display import Table
@@ -51,6 +52,7 @@ NOTEBOOK = "08_dashboard"
 Config = DashboardConfig
 
 POPE_FIGURE, SHR_FIGURE, TRAINING_FIGURE = "pope_bars.png", "shr_bars.png", "training_curves.png"
+ROUNDS_FIGURE = "rounds.png"
 
 
 class Unavailable(Exception):
@@ -70,53 +72,8 @@ class PopeResults:
     mean_f1: tuple[stats.Interval, stats.Interval]
 
 
-def _set_files(run_dir: str, pope_set: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """(answers file, protocol, metrics) of one set of a POPE run folder; a missing file is a DataError."""
-    folder = Path(run_dir) / pope_set
-    answers = folder / "answers.jsonl"
-    for path in (answers, folder / "metrics.json", folder / "protocol.json"):
-        if not path.is_file():
-            raise DataError(path.absolute(), f"POPE result file not found (is '{pope_set}' evaluated in {run_dir}?)")
-    protocol, metrics = read_json(folder / "protocol.json"), read_json(folder / "metrics.json")
-    for path, data in ((folder / "protocol.json", protocol), (folder / "metrics.json", metrics)):
-        if not isinstance(data, dict):
-            raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
-    return answers, protocol, metrics
-
-
-def _labels_file(cfg: DashboardConfig, pope_set: str, protocol: dict[str, Any], protocol_file: Path) -> Path:
-    if cfg.pope_data_root:
-        path = DataLayout(cfg.pope_data_root).pope_file(pope_set)
-    else:
-        recorded = protocol.get("questions_file")
-        if not isinstance(recorded, str) or not recorded:
-            raise DataError(protocol_file, "no question (label) file recorded; set pope_data_root",
-                            field="questions_file")
-        path = Path(recorded)
-    if not path.is_file():
-        raise DataError(path.absolute(),
-                        f"POPE label file not found (named by {protocol_file}; set pope_data_root to override)")
-    expected = protocol.get("questions_sha256")
-    if isinstance(expected, str) and expected and sha256_file(path) != expected:
-        raise DataError(path, f"this label file is not the one the answers in {protocol_file.parent} were made for "
-                              f"(SHA-256 differs from protocol.json)", field="questions_sha256")
-    return path
-
-
 def _outcomes(cfg: DashboardConfig, run_dir: str, pope_set: str) -> stats.PopeOutcomes:
-    answers, protocol, metrics = _set_files(run_dir, pope_set)
-    folder = answers.parent
-    labels = _labels_file(cfg, pope_set, protocol, folder / "protocol.json")
-    rule = metrics.get("rule", "pope")
-    limit = metrics.get("limit")
-    outcomes = stats.pope_outcomes(answers, labels, rule=str(rule), limit=limit if isinstance(limit, int) else None)
-    recomputed = outcomes.metrics()
-    # metrics.json is written when the answers are scored; answers changed afterwards make it stale.
-    for key in ("TP", "FP", "TN", "FN"):
-        if key in metrics and metrics[key] != recomputed[key]:
-            raise DataError(folder / "metrics.json", f"{key} is {metrics[key]} but the answers give {recomputed[key]};"
-                                                     f" the file is stale, score the set again", field=key)
-    return outcomes
+    return stats.read_pope_set(run_dir, pope_set, data_root=cfg.pope_data_root)
 
 
 def pope_results(cfg: DashboardConfig) -> PopeResults:
@@ -345,15 +302,16 @@ def training_records(cfg: DashboardConfig) -> list[dict[str, Any]]:
 
 
 def training_curves(cfg: DashboardConfig) -> Figure | HtmlFragment:
-    """DPO loss, SFT term, total loss, rewards chosen/rejected, margin, accuracy, log-probs, gradient norm and
-    learning rate, each panel titled with what it plots; saved as ``training_curves.png``."""
+    """DPO loss, each extra loss term (conditional, anchor, SFT: unweighted, its weight from the run's config in
+    the title), total loss, rewards chosen/rejected, margins, accuracy, log-probs, gradient norm and learning rate,
+    each panel titled with what it plots; saved as ``training_curves.png``."""
     try:
         records = training_records(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
     assert cfg.train_dir is not None  # training_records raised Unavailable otherwise
     fig = plots.training_curves(records, smooth=cfg.smooth, title=f"DPO training — {cfg.run_name}",
-                                gamma=run_gamma(cfg.train_dir))
+                                weights=run_weights(cfg.train_dir))
     plots.save_figure(fig, Path(cfg.report_dir) / TRAINING_FIGURE)
     return fig
 
@@ -393,6 +351,61 @@ def training_throughput(cfg: DashboardConfig) -> Table | HtmlFragment:
                            **{labels[k]: v for k, v in speed.items()}}])
     return tables.shown(frame, formats={label: "{:.3f}" if name == "seconds_per_step" else "{:,.1f}"
                                         for _, name, label in THROUGHPUT_KEYS})
+
+
+# ---------------------------------------------------------------------------------------------------- rounds
+def rounds_results(cfg: DashboardConfig) -> rounds.RoundsResults:
+    """Every model of the run's ``rounds_file`` (round 0: the base model) with its measures and intervals (raises
+    :class:`Unavailable` when no rounds_file is given or it does not exist)."""
+    if cfg.rounds_file is None:
+        raise Unavailable("metrics by round not available: no rounds_file given", "rounds_file")
+    if not Path(cfg.rounds_file).is_file():
+        raise Unavailable(f"metrics by round not available: {Path(cfg.rounds_file).absolute()} not found",
+                          cfg.rounds_file)
+    results = rounds.by_round(cfg.rounds_file, pope_sets=cfg.pope_sets, pope_data_root=cfg.pope_data_root,
+                              n_resamples=cfg.bootstrap_resamples, seed=cfg.seed, confidence=cfg.confidence)
+    missing = [line for line in results.notes() if "INCOMPLETE" not in line]
+    if missing and cfg.require_all:
+        raise DataError(cfg.rounds_file, "; ".join(missing) + " (require_all is set)")
+    return results
+
+
+def _no_rounds(cfg: DashboardConfig) -> HtmlFragment | None:
+    """What the by-round cells show for a run without rounds (no rounds_file): one muted line, no error."""
+    if cfg.rounds_file is not None:
+        return None
+    return HtmlFragment('<p class="hadpo-muted">No rounds_file given: this run has no metrics by round.</p>')
+
+
+def rounds_table(cfg: DashboardConfig, results: rounds.RoundsResults | None = None) -> HtmlFragment:
+    """One row per round (round 0 = the base model): POPE adversarial precision and yes-ratio, mean POPE F1, SHR,
+    CHAIR_i, CHAIR_s, AMBER CHAIR and Hal, MMHal-Bench score and hallucination rate, each ``value [interval]``, and
+    the round's last reward accuracy; missing and incomplete results marked in their cells and listed below."""
+    empty = _no_rounds(cfg)
+    if empty is not None:
+        return empty
+    try:
+        results = results or rounds_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    shown = tables.shown(rounds.table_frame(results), caption=rounds.caption(cfg.confidence))
+    notes = rounds.notes_html(results.notes())
+    return HtmlFragment(shown._repr_html_() + notes, css=note("").css if notes else "")
+
+
+def rounds_figure(cfg: DashboardConfig, results: rounds.RoundsResults | None = None) -> Figure | HtmlFragment:
+    """One small panel per measure against the round, the bootstrap interval as error bars (incomplete values
+    hollow, missing ones marked); saved as ``rounds.png``."""
+    empty = _no_rounds(cfg)
+    if empty is not None:
+        return empty
+    try:
+        results = results or rounds_results(cfg)
+    except Unavailable as exc:
+        return _optional(cfg, exc)
+    fig = rounds.figure(results, title=f"Metrics by round — {results.manifest.name}")
+    plots.save_figure(fig, Path(cfg.report_dir) / ROUNDS_FIGURE)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------- published
@@ -456,7 +469,9 @@ def summary(
     """Headline numbers and the full statistics as plain data, written to ``<report_dir>/summary.json``.
 
     ``headline`` (label → text) is what ``reports/index.html`` shows; ``notes`` lists the optional parts
-    that were not available. Pass already computed ``pope`` / ``shr`` results to skip recomputing them.
+    that were not available. With a ``rounds_file``, ``rounds`` holds the metrics by round
+    (:meth:`hadpo.report.rounds.RoundsResults.to_dict`; None when the manifest is missing); without one there is
+    no ``rounds`` key. Pass already computed ``pope`` / ``shr`` results to skip recomputing them.
     """
     pope = pope or pope_results(cfg)
     notes: list[str] = []
@@ -518,6 +533,16 @@ def summary(
             headline["final reward accuracy (%)"] = f"{accuracy:.1f} at step {last['step']}"
     comparisons, bench_notes = benchmark_comparisons(cfg)
     notes += bench_notes
+    if cfg.rounds_file is not None:
+        try:
+            by_round = rounds_results(cfg)
+        except Unavailable as exc:
+            _check_required(cfg, exc)
+            notes.append(str(exc))
+            out["rounds"] = None
+        else:
+            out["rounds"] = by_round.to_dict()
+            notes += [f"metrics by round: {line}" for line in by_round.notes()]
     out["benchmarks"] = [c.to_dict() for c in comparisons]
     for c in comparisons:
         if c.base.headline:
@@ -634,4 +659,6 @@ def run(cfg: DashboardConfig) -> dict[str, Any]:
     if shr is not None:
         shr_figure(cfg, shr)
     training_curves(cfg)
+    if cfg.rounds_file is not None:
+        rounds_figure(cfg)
     return summary(cfg, pope=pope, shr=shr)

@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from hadpo.data.layout import DataLayout
 from hadpo.data.pope_files import read_pope_answers, read_pope_questions
 from hadpo.errors import DataError
 from hadpo.eval.pope.score import compute_metrics, get_rule, match_answers
+from hadpo.io import read_json, sha256_file
 
 #: The POPE metrics that get an interval, as named in the evaluator's ``metrics.json``.
 POPE_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "yes_ratio")
@@ -94,6 +96,66 @@ def pope_outcomes(
         answers_file=str(answers_file),
         labels_file=str(labels_file),
     )
+
+
+def pope_set_files(run_dir: str | Path, pope_set: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """(answers file, protocol, metrics) of one set of a POPE run folder; a missing file is a DataError."""
+    folder = Path(run_dir) / pope_set
+    answers = folder / "answers.jsonl"
+    for path in (answers, folder / "metrics.json", folder / "protocol.json"):
+        if not path.is_file():
+            raise DataError(path.absolute(), f"POPE result file not found (is '{pope_set}' evaluated in {run_dir}?)")
+    protocol, metrics = read_json(folder / "protocol.json"), read_json(folder / "metrics.json")
+    for path, data in ((folder / "protocol.json", protocol), (folder / "metrics.json", metrics)):
+        if not isinstance(data, dict):
+            raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    return answers, protocol, metrics
+
+
+def has_pope_set(run_dir: str | Path, pope_set: str) -> bool:
+    """Whether a POPE run folder holds the finished results of ``pope_set`` (answers, protocol and metrics)."""
+    folder = Path(run_dir) / pope_set
+    return all((folder / name).is_file() for name in ("answers.jsonl", "metrics.json", "protocol.json"))
+
+
+def pope_labels_file(pope_set: str, protocol: Mapping[str, Any], protocol_file: Path, *,
+                     data_root: str | None = None) -> Path:
+    """The question (label) file the answers of a set were made for: under ``data_root`` when given, else the one
+    its ``protocol.json`` names; checked against the SHA-256 recorded there."""
+    if data_root:
+        path = DataLayout(data_root).pope_file(pope_set)
+    else:
+        recorded = protocol.get("questions_file")
+        if not isinstance(recorded, str) or not recorded:
+            raise DataError(protocol_file, "no question (label) file recorded; set pope_data_root",
+                            field="questions_file")
+        path = Path(recorded)
+    if not path.is_file():
+        raise DataError(path.absolute(),
+                        f"POPE label file not found (named by {protocol_file}; set pope_data_root to override)")
+    expected = protocol.get("questions_sha256")
+    if isinstance(expected, str) and expected and sha256_file(path) != expected:
+        raise DataError(path, f"this label file is not the one the answers in {protocol_file.parent} were made for "
+                              f"(SHA-256 differs from protocol.json)", field="questions_sha256")
+    return path
+
+
+def read_pope_set(run_dir: str | Path, pope_set: str, *, data_root: str | None = None) -> PopeOutcomes:
+    """The per-question outcomes of one set of a POPE run folder, parsed with the rule its ``metrics.json`` records
+    and checked against it (answers changed after scoring make it stale: a DataError naming the count)."""
+    answers, protocol, metrics = pope_set_files(run_dir, pope_set)
+    folder = answers.parent
+    labels = pope_labels_file(pope_set, protocol, folder / "protocol.json", data_root=data_root)
+    rule = metrics.get("rule", "pope")
+    limit = metrics.get("limit")
+    outcomes = pope_outcomes(answers, labels, rule=str(rule), limit=limit if isinstance(limit, int) else None)
+    recomputed = outcomes.metrics()
+    # metrics.json is written when the answers are scored; answers changed afterwards make it stale.
+    for key in ("TP", "FP", "TN", "FN"):
+        if key in metrics and metrics[key] != recomputed[key]:
+            raise DataError(folder / "metrics.json", f"{key} is {metrics[key]} but the answers give {recomputed[key]};"
+                                                     f" the file is stale, score the set again", field=key)
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------------- bootstrap

@@ -45,6 +45,9 @@ class TrainConfig(Params):
         "keep", "keep: an answer's leading and trailing spaces and newlines are supervised, as the original's "
         "'ASSISTANT: ' + answer + '</s>' does (1-2 more tokens, e.g. '. ▁ </s>'); strip: they are removed first.")
     max_pairs: int | None = param(None, "Use only the first N pairs/examples (quick runs).")
+    extra_data: list[str] = param(
+        [], "More preference data folders under <data_root>/hadpo/ whose pairs join data_name's, each sampled as "
+        "its own files (on-policy rounds training on every round's pairs).")
     # --- LoRA and what trains -----------------------------------------------------------------------------------
     lora_r: int = param(16, "LoRA rank (the 7B recipe: 128).", section="LoRA and what trains")
     lora_alpha: int = param(32, "LoRA alpha (the 7B recipe: 256).")
@@ -59,6 +62,17 @@ class TrainConfig(Params):
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = param("sigmoid", "Preference loss.")
     label_smoothing: float = param(0.0, "Label smoothing (conservative/robust DPO).")
     gamma: float = param(0.0, "Weight of an SFT (NLL on chosen) term; 0 is the LLaVA recipe.")
+    conditional_weight: float = param(
+        0.0, "Weight of mDPO's image-conditional preference (chosen under the real vs a corrupted image); 0: off "
+        "(HA-DPO), mDPO: 1. Costs one more image and one more packed row per pair.")
+    anchor_weight: float = param(
+        0.0, "Weight of mDPO's reward anchor -log sigmoid(beta*(chosen log-ratio) - anchor_margin); mDPO: 1.")
+    anchor_margin: float = param(0.0, "The anchor's margin delta (mDPO: 0).")
+    corruption: Literal["crop", "noise"] = param(
+        "crop", "The conditional term's corrupted image: crop (mDPO: a random resized crop) or noise.")
+    crop_scale: list[float] = param(
+        [0.01, 0.2], "[lo, hi]: share of the image area a crop keeps, drawn per item from [lo, hi] (mDPO's).")
+    noise_level: float = param(0.5, "noise: x' = sqrt(1-s)*x + sqrt(s)*N(0, 1) on the normalised pixels, s in (0, 1].")
     precompute_ref: bool = param(False, "Compute reference log-probs once before training and cache them on disk.")
     # --- optimisation ---------------------------------------------------------------------------------------------
     learning_rate: float = param(1e-4, "Peak learning rate (the 7B recipe: 2e-6).", section="optimisation")
@@ -88,6 +102,9 @@ class TrainConfig(Params):
     save_total_limit: int = param(2, "Checkpoints kept.")
     logging_steps: int = param(1, "Append metrics every N optimiser steps.")
     report_to: Literal["none", "wandb", "tensorboard"] = param("none", "Also log to wandb/tensorboard if installed.")
+    save_merged: bool = param(
+        False, "Also write the trained model, its adapter merged in, as a full model folder <output_dir>/policy/ "
+        "(an on-policy round's next model; LLaVA-1.5-7B in bfloat16: 14 GB).")
     rerun: RerunSpec = component(RerunSpec)
 
     def validate(self) -> None:
@@ -97,6 +114,14 @@ class TrainConfig(Params):
               f"parameter 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
         check(self.label_smoothing == 0 or self.loss_type in ("sigmoid", "robust"),
               f"label_smoothing applies to the sigmoid and robust losses only, not {self.loss_type!r}")
+        check(self.conditional_weight >= 0,
+              f"parameter 'conditional_weight' must be >= 0, got {self.conditional_weight}")
+        check(self.anchor_weight >= 0, f"parameter 'anchor_weight' must be >= 0, got {self.anchor_weight}")
+        check(float("-inf") < self.anchor_margin < float("inf"),
+              f"parameter 'anchor_margin' must be finite, got {self.anchor_margin}")
+        check(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+              f"parameter 'crop_scale' must be [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
+        check(0 < self.noise_level <= 1, f"parameter 'noise_level' must be in (0, 1], got {self.noise_level}")
         check(self.per_device_batch_size > 0, "parameter 'per_device_batch_size' must be positive")
         check(self.gradient_accumulation_steps > 0, "parameter 'gradient_accumulation_steps' must be positive")
         check(0 <= self.warmup_ratio < 1, f"parameter 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
@@ -105,6 +130,11 @@ class TrainConfig(Params):
         check(self.model_spec.device in ("auto", "cpu", "cuda"),
               f"parameter 'device' must be auto, cpu or cuda for training (each rank takes cuda:LOCAL_RANK), got "
               f"{self.model_spec.device!r}")
+        check(not (self.save_merged and self.model_spec.adapter and self.model_spec.merge_adapter),
+              "parameter 'save_merged' needs a model without an adapter merged into it (or the adapter continued, "
+              "merge_adapter false): the new adapter sits on a model no folder holds")
+        check(not self.extra_data or self.objective == "dpo",
+              f"parameter 'extra_data' holds preference data, for objective dpo, not {self.objective!r}")
         check(self.model_spec.attn_implementation in (None, "sdpa", "eager"),
               "parameter 'attn_implementation' must be sdpa or eager for training: packed pairs need a 4D "
               f"attention mask, got {self.model_spec.attn_implementation!r}")

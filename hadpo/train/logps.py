@@ -11,6 +11,11 @@ The packed forward (:func:`packed_logps`, :func:`policy_and_reference_logps`) wo
 3. ``lm_head`` and an fp32 log-softmax only on the hidden states that predict answer tokens, never on the
    whole sequence.
 
+With mDPO's conditional term on, the batch also holds one row ``prompt + chosen`` per pair whose image is a
+corrupted copy (:mod:`hadpo.train.corrupt`): the same functions then encode the 2B images (real, then
+corrupted) in one vision call and run one language-model pass over the 2B rows, policy and reference alike;
+:meth:`AnswerLogps.rows` splits the pair rows from the conditional ones.
+
 The reference pass is the same model with its LoRA adapter disabled (``PeftModel.disable_adapter``), or an
 explicitly given reference model. :func:`naive_pair_logps` is the straightforward implementation (a full
 forward per sequence, the image encoded per sequence, full fp32 logits); tests and the benchmark check the
@@ -59,6 +64,11 @@ class AnswerLogps:
     def rejected(self) -> torch.Tensor:
         """(B,) summed log-probs of the rejected answers."""
         return self.sums[:, 1]
+
+    def rows(self, index: slice) -> AnswerLogps:
+        """The log-probs of some rows only, e.g. the pair rows of a batch that also holds conditional rows."""
+        return AnswerLogps(sums=self.sums[index], counts=self.counts[index], per_token=self.per_token[index],
+                           mask=self.mask[index])
 
 
 # ----- model plumbing -------------------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ The functions here take those per-sequence log-probs (computed by the trainer) a
 caller decides how to reduce them and which metrics to log.
 
 ``sigmoid`` with ``label_smoothing=0`` is exactly the loss of the original HA-DPO LLaVA recipe (β = 0.1, no length
-normalisation, no SFT term). The MiniGPT-4 recipe of HA-DPO adds γ·(SFT NLL); :func:`total_loss` combines the two.
+normalisation, no SFT term). The MiniGPT-4 recipe of HA-DPO adds γ·(SFT NLL). mDPO (Wang et al. 2024) adds two
+terms on the chosen answer: an image-conditional preference (:func:`conditional_loss`, the chosen answer under the
+real image preferred over the same answer under a corrupted one) and a reward anchor (:func:`anchor_loss`, keeping
+the chosen answer's implicit reward above a margin). :func:`total_loss` combines them with their weights.
 """
 
 from __future__ import annotations
@@ -129,20 +132,81 @@ def sft_loss(chosen_logps: torch.Tensor, chosen_token_counts: torch.Tensor) -> t
     return -chosen_logps / counts
 
 
-def total_loss(pref_losses: torch.Tensor, sft_losses: torch.Tensor | None, gamma: float) -> torch.Tensor:
-    """The scalar training loss: mean(pref_losses) + γ·mean(sft_losses).
+def conditional_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_corrupted_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_corrupted_logps: torch.Tensor,
+    beta: float,
+    loss_type: LossType = "sigmoid",
+    label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:
+    """mDPO's image-conditional preference: the chosen answer y_w under the real image m over y_w under a corrupted m'.
 
-    HA-DPO's MiniGPT-4 recipe adds this SFT term (γ = 0.5) against instability; its LLaVA recipe uses γ = 0, in
-    which case ``sft_losses`` may be ``None`` and is not evaluated at all (no extra graph, no NaN leaking in).
+    With the log-ratio difference
+
+        h_c = (log πθ(y_w|m) − log πref(y_w|m)) − (log πθ(y_w|m') − log πref(y_w|m'))
+
+    the loss has the shape the main preference loss has (the same ``loss_type`` and ``label_smoothing``; for
+    ``sigmoid`` it is mDPO's −log σ(β·h_c)). It *is* :func:`preference_loss` with the corrupted-image log-probs
+    of the chosen answer in the rejected slot: the "rejected" sequence is the same text conditioned on less of
+    the image. ``chosen_rewards`` is β·(real-image log-ratio) and ``rejected_rewards`` β·(corrupted-image
+    log-ratio), both detached; their difference is the conditional reward margin.
     """
-    if not (isinstance(gamma, (int, float)) and gamma >= 0):
-        raise ParamsError(f"gamma must be a number >= 0, got {gamma!r}")
+    return preference_loss(policy_chosen_logps, policy_corrupted_logps, ref_chosen_logps, ref_corrupted_logps, beta,
+                           loss_type, label_smoothing)
+
+
+def anchor_loss(
+    policy_chosen_logps: torch.Tensor, ref_chosen_logps: torch.Tensor, beta: float, margin: float = 0.0
+) -> torch.Tensor:
+    """mDPO's reward anchor per pair: −log σ(β·(log πθ(y_w) − log πref(y_w)) − δ), δ = ``margin``.
+
+    Always the sigmoid form, whatever the preference ``loss_type``: it is not a preference between two answers
+    but a floor on the chosen answer's own implicit reward, against DPO's tendency to lower the chosen
+    likelihood along with the rejected one (mDPO uses δ = 0).
+    """
+    if policy_chosen_logps.shape != ref_chosen_logps.shape:
+        raise ValueError(
+            f"policy and reference log-probs must share one shape, got {tuple(policy_chosen_logps.shape)} and "
+            f"{tuple(ref_chosen_logps.shape)}"
+        )
+    if not (isinstance(beta, (int, float)) and beta > 0):
+        raise ParamsError(f"beta must be a positive number, got {beta!r}")
+    return -F.logsigmoid(beta * (policy_chosen_logps - ref_chosen_logps) - margin)
+
+
+def total_loss(
+    pref_losses: torch.Tensor,
+    sft_losses: torch.Tensor | None,
+    gamma: float,
+    *,
+    conditional_losses: torch.Tensor | None = None,
+    conditional_weight: float = 0.0,
+    anchor_losses: torch.Tensor | None = None,
+    anchor_weight: float = 0.0,
+) -> torch.Tensor:
+    """The scalar training loss: mean(pref) + w_c·mean(conditional) + w_a·mean(anchor) + γ·mean(sft).
+
+    HA-DPO's MiniGPT-4 recipe adds the SFT term (γ = 0.5) against instability; its LLaVA recipe uses γ = 0; mDPO
+    uses w_c = w_a = 1. A term whose weight is 0 is not evaluated at all: its losses may be ``None`` (no extra
+    graph, no NaN leaking in). A term with a positive weight and no losses is a caller bug (``ValueError``).
+    """
+    weighted = (("gamma", gamma, sft_losses, "sft_losses"),
+                ("conditional_weight", conditional_weight, conditional_losses, "conditional_losses"),
+                ("anchor_weight", anchor_weight, anchor_losses, "anchor_losses"))
+    for name, weight, _, _ in weighted:
+        if not (isinstance(weight, (int, float)) and weight >= 0):
+            raise ParamsError(f"{name} must be a number >= 0, got {weight!r}")
     loss = pref_losses.mean()
-    if gamma == 0:
-        return loss
-    if sft_losses is None:
-        raise ValueError(f"gamma is {gamma!r} but no sft_losses were given")
-    return loss + gamma * sft_losses.mean()
+    # Summed in the order of the docstring: conditional, anchor, then SFT.
+    for name, weight, losses, what in (weighted[1], weighted[2], weighted[0]):
+        if weight == 0:
+            continue
+        if losses is None:
+            raise ValueError(f"{name} is {weight!r} but no {what} were given")
+        loss = loss + weight * losses.mean()
+    return loss
 
 
 def token_weighted_nll(

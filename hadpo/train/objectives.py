@@ -29,8 +29,16 @@ from hadpo.io import sha256_file
 from hadpo.models.prompts import strip_image_placeholder
 from hadpo.plugins import OBJECTIVES, load
 from hadpo.train.config import TrainConfig
+from hadpo.train.corrupt import corrupt, item_seed
 from hadpo.train.logps import packed_logps, policy_and_reference_logps
-from hadpo.train.loss import preference_loss, sft_loss, token_weighted_nll, total_loss
+from hadpo.train.loss import (
+    anchor_loss,
+    conditional_loss,
+    preference_loss,
+    sft_loss,
+    token_weighted_nll,
+    total_loss,
+)
 
 #: Per-token loss weights of an SFT answer (its answer ids and EOS), from its conversation, or None for ones.
 AnswerWeights = Callable[[LlavaConversation, tuple[int, ...], Any], "tuple[float, ...] | None"]
@@ -40,7 +48,11 @@ ModelHook = Callable[[nn.Module, Any, DataLayout, "list[Path]"], None]
 
 @dataclass(frozen=True)
 class PairExample:
-    """A preference pair as token ids plus its image path (and cached reference log-probs, if precomputed)."""
+    """A preference pair as token ids plus its image path (and cached reference log-probs, if precomputed).
+
+    ``ref_corrupted`` is the reference log-prob of the chosen answer under the corrupted image, cached only when
+    the conditional term is on.
+    """
 
     prompt_ids: tuple[int, ...]
     chosen_ids: tuple[int, ...]
@@ -49,6 +61,7 @@ class PairExample:
     kind: str
     ref_chosen: float | None = None
     ref_rejected: float | None = None
+    ref_corrupted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,16 +125,45 @@ class _Objective(nn.Module):
 
 
 class DpoObjective(_Objective):
-    """Preference loss on packed ``prompt + chosen + rejected`` rows; the reference is the adapter disabled."""
+    """Preference loss on packed ``prompt + chosen + rejected`` rows; the reference is the adapter disabled.
+
+    Optional mDPO terms (``conditional_weight``, ``anchor_weight``): the conditional term adds, after the B pair
+    rows, B rows ``prompt + chosen`` whose image is a corrupted copy of the pair's (:mod:`hadpo.train.corrupt`),
+    so it costs one more image and one shorter packed row per pair, not a second pair; the anchor reuses the
+    chosen log-probs and costs nothing. With both weights 0 the batch and the computation are HA-DPO's.
+    """
 
     unit = "pairs"
 
+    @property
+    def conditional(self) -> bool:
+        """Whether batches carry the conditional rows (``conditional_weight > 0``)."""
+        return self.cfg.conditional_weight > 0
+
+    def corrupted_pixels(self, item: PairExample) -> torch.Tensor:
+        """The pair's corrupted image, seeded by the run's seed and the pair's identity.
+
+        Per-item seeding makes it the same in every batch the pair lands in, on every rank, before and after a
+        resume, and for the reference and the policy (mDPO's code draws a new crop in every forward instead).
+        """
+        cfg = self.cfg
+        seed = item_seed(cfg.seed, item.image, item.prompt_ids, item.chosen_ids)
+        return corrupt(self._pixels(item.image), cfg.corruption, seed, crop_scale=cfg.crop_scale,
+                       noise_level=cfg.noise_level)
+
     def collate(self, items: list[PairExample]) -> dict[str, Any]:
-        pairs = [EncodedPair(it.prompt_ids, it.chosen_ids, it.rejected_ids, self._pixels(it.image)) for it in items]
-        batch = collate_packed(pairs, self.encoder.pad_id).to(self.ctx.device, self.dtype)
+        rows: list[EncodedPair | EncodedSample] = [
+            EncodedPair(it.prompt_ids, it.chosen_ids, it.rejected_ids, self._pixels(it.image)) for it in items]
+        if self.conditional:
+            # One row per pair, not a second pair: the corrupted image only ever scores the chosen answer.
+            rows += [EncodedSample(it.prompt_ids, it.chosen_ids, self.corrupted_pixels(it)) for it in items]
+        batch = collate_packed(rows, self.encoder.pad_id).to(self.ctx.device, self.dtype)
         out: dict[str, Any] = {"packed": batch}
         if items[0].ref_chosen is not None:
-            out["ref"] = torch.tensor([[it.ref_chosen, it.ref_rejected] for it in items], device=self.ctx.device)
+            refs = [[it.ref_chosen, it.ref_rejected] for it in items]
+            if self.conditional:
+                refs = [[*ref, it.ref_corrupted] for ref, it in zip(refs, items, strict=True)]
+            out["ref"] = torch.tensor(refs, device=self.ctx.device)
         return out
 
     @property
@@ -130,19 +172,34 @@ class DpoObjective(_Objective):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         packed: PackedBatch = batch["packed"]
-        if "ref" in batch:
-            policy = packed_logps(self.model, packed)
-            ref_chosen, ref_rejected = batch["ref"][:, 0], batch["ref"][:, 1]
-        else:
-            policy, ref = policy_and_reference_logps(self.model, packed)
-            ref_chosen, ref_rejected = ref.chosen, ref.rejected
         cfg = self.cfg
+        # The pair rows come first; with the conditional term on, as many conditional rows follow.
+        n = packed.input_ids.shape[0] // 2 if self.conditional else packed.input_ids.shape[0]
+        if "ref" in batch:
+            all_policy = packed_logps(self.model, packed)
+            ref_sums = batch["ref"]
+            ref_chosen, ref_rejected = ref_sums[:, 0], ref_sums[:, 1]
+            ref_corrupted = ref_sums[:, 2] if self.conditional else None
+        else:
+            all_policy, all_ref = policy_and_reference_logps(self.model, packed)
+            ref_chosen, ref_rejected = all_ref.sums[:n, 0], all_ref.sums[:n, 1]
+            ref_corrupted = all_ref.sums[n:, 0] if self.conditional else None
+        policy = all_policy.rows(slice(None, n))
         out = preference_loss(policy.chosen, policy.rejected, ref_chosen, ref_rejected, cfg.beta, cfg.loss_type,
                               cfg.label_smoothing)
+        policy_corrupted = all_policy.sums[n:, 0] if ref_corrupted is not None else None
+        cond = None
+        if policy_corrupted is not None and ref_corrupted is not None:
+            cond = conditional_loss(policy.chosen, policy_corrupted, ref_chosen, ref_corrupted, cfg.beta,
+                                    cfg.loss_type, cfg.label_smoothing)
+        anchor = anchor_loss(policy.chosen, ref_chosen, cfg.beta, cfg.anchor_margin) if cfg.anchor_weight else None
         sft = sft_loss(policy.chosen, policy.counts[:, 0]) if cfg.gamma else None
-        loss = total_loss(out.losses, sft, cfg.gamma)
+        loss = total_loss(out.losses, sft, cfg.gamma, conditional_losses=None if cond is None else cond.losses,
+                          conditional_weight=cfg.conditional_weight, anchor_losses=anchor,
+                          anchor_weight=cfg.anchor_weight)
         metrics = {
             "loss": loss.item(),
+            "dpo_loss": out.losses.detach().mean().item(),
             "rewards/chosen": out.chosen_rewards.mean().item(),
             "rewards/rejected": out.rejected_rewards.mean().item(),
             "rewards/accuracies": (out.chosen_rewards > out.rejected_rewards).float().mean().item(),
@@ -150,6 +207,12 @@ class DpoObjective(_Objective):
             "logps/chosen": policy.chosen.detach().mean().item(),
             "logps/rejected": policy.rejected.detach().mean().item(),
         }
+        if cond is not None and policy_corrupted is not None:
+            metrics["conditional_loss"] = cond.losses.detach().mean().item()
+            metrics["rewards/conditional_margins"] = (cond.chosen_rewards - cond.rejected_rewards).mean().item()
+            metrics["logps/chosen_corrupted"] = policy_corrupted.detach().mean().item()
+        if anchor is not None:
+            metrics["anchor_loss"] = anchor.detach().mean().item()
         if sft is not None:
             metrics["sft_loss"] = sft.mean().item()
         return loss, metrics
@@ -263,8 +326,11 @@ def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
     layout = DataLayout(cfg.data_root)
     default_desc, default_pope = layout.hadpo_data(cfg.data_name)
     desc_path, pope_path = Path(cfg.desc_data or default_desc), Path(cfg.pope_data or default_pope)
-    pairs = build_hadpo_pairs(read_desc_data(desc_path), read_pope_data(pope_path), cfg.sampling, cfg.data_seed,
-                              desc_file=str(desc_path), pope_file=str(pope_path))
+    sources = [(desc_path, pope_path), *(tuple(map(Path, layout.hadpo_data(name))) for name in cfg.extra_data)]
+    # Each folder's pairs are sampled from its own files, as if trained on alone, then joined in order.
+    pairs = [pair for desc, pope in sources
+             for pair in build_hadpo_pairs(read_desc_data(desc), read_pope_data(pope), cfg.sampling, cfg.data_seed,
+                                           desc_file=str(desc), pope_file=str(pope))]
     if cfg.max_pairs is not None:
         pairs = pairs[: cfg.max_pairs]
     if not pairs:
@@ -294,7 +360,7 @@ def build_dpo(cfg: TrainConfig, ctx: DistContext) -> DpoObjective:
                            train_projector=cfg.projector == "trained")
     _prepare(model, cfg)
     objective = DpoObjective(model, loaded.processor, encoder, ctx, cfg)
-    objective.data_files = {str(p): sha256_file(p) for p in (desc_path, pope_path)}
+    objective.data_files = {str(p): sha256_file(p) for files in sources for p in files}
     if cfg.precompute_ref:
         from hadpo.train.refcache import attach_reference_logps
 

@@ -6,6 +6,7 @@ initialises CUDA; the child (``python -m hadpo.train --config <run>/train_config
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ Config = TrainConfig
 CONFIG_FILE = "train_config.json"
 LOG_FILE = "train.log"
 DONE_FILE = "train_done.json"
+#: The full model folder ``save_merged`` writes: the trained model with its adapter merged in.
+POLICY_DIR = "policy"
 
 
 def launch_command(cfg: TrainConfig) -> LaunchCommand:
@@ -55,7 +58,9 @@ def recorded_config(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _written_config(path: Path) -> dict[str, Any]:
-    return RerunSpec.unrecorded(read_json(path))
+    # A key the kit added after the run was written reads as its default, which keeps the earlier behaviour:
+    # a run folder stays the same run across a kit upgrade (a new loss term, off by default, changes nothing).
+    return RerunSpec.unrecorded({**TrainConfig.defaults(), **read_json(path)})
 
 
 def finished(cfg: TrainConfig) -> dict[str, Any] | None:
@@ -84,7 +89,7 @@ def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = pri
         elif (summary := finished(cfg)) is not None:
             if echo is not None:
                 echo(f"[hadpo] {out} already trained with this config; skipping (force: true retrains)")
-            return summary
+            return _with_policy(cfg, summary, echo)
         written = out / CONFIG_FILE
         if written.is_file() and _written_config(written) != recorded_config(cfg) and holds_progress(out):
             # A different config must not resume another run's checkpoints; a config left by a run that died before
@@ -97,7 +102,29 @@ def launch_training(cfg: TrainConfig, *, echo: Callable[[str], Any] | None = pri
         if echo is not None:
             echo(f"[hadpo] {cmd.shell()}")
         run_streaming(cmd, out / LOG_FILE, echo=echo)
-        return read_json(out / DONE_FILE)
+        return _with_policy(cfg, read_json(out / DONE_FILE), echo)
+
+
+def merge_command(cfg: TrainConfig) -> LaunchCommand:
+    """The child that writes ``<output_dir>/policy/``: the trained adapter merged into the model it was trained on."""
+    # The saved adapter sits on spec.model: a new LoRA, or a continued (unmerged) adapter; a merged one is refused
+    # by TrainConfig.validate, since no folder holds the model under it.
+    spec, out = cfg.model_spec, Path(cfg.output_dir)
+    return LaunchCommand(
+        argv=[sys.executable, "-m", "hadpo.models.merge", "--model", spec.model, "--adapter", str(out / "adapter"),
+              "--out", str(out / POLICY_DIR), "--dtype", spec.dtype, "--device", spec.device],
+        env={})
+
+
+def _with_policy(cfg: TrainConfig, summary: dict[str, Any], echo: Callable[[str], Any] | None) -> dict[str, Any]:
+    """With ``save_merged``, write the merged model folder (a child process; kept when already written)."""
+    if not cfg.save_merged:
+        return summary
+    cmd = merge_command(cfg)
+    if echo is not None:
+        echo(f"[hadpo] {cmd.shell()}")
+    run_streaming(cmd, Path(cfg.output_dir) / "merge.log", echo=echo)
+    return {**summary, POLICY_DIR: str(Path(cfg.output_dir) / POLICY_DIR)}
 
 
 #: The stage's entry point (notebook 02): :func:`launch_training`.

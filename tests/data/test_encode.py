@@ -171,6 +171,28 @@ def test_packed_layout(encoder: Encoder) -> None:
     assert batch.pixel_values.shape == (2, 3, 48, 48)
 
 
+def test_packed_rows_with_fewer_answers_have_masked_slots(encoder: Encoder) -> None:
+    """A pair row next to a single-answer row (mDPO's conditional rows): S = 2, the single row's second slot is
+    fully masked (length 0, targets -100), its first slot is laid out as in an SFT batch, and it is padded to
+    the pair row's length with padding that attends only to itself."""
+    pair = encoder.encode_pair(_image(), QUESTION, YES, NO)
+    single = encoder.encode_sft(_image(40, 40), QUESTION, YES)
+    batch = collate_packed([pair, single], encoder.pad_id)
+    alone = collate_packed([single], encoder.pad_id)
+    p, a = len(single.prompt_ids), len(single.answer_ids)
+    assert batch.targets.shape[:2] == (2, 2)
+    assert batch.answer_lengths[1].tolist() == [a, 0]
+    assert (batch.targets[1, 1] == IGNORE_INDEX).all() and not batch.answer_mask[1, 1].any()
+    width = alone.targets.shape[-1]
+    assert batch.targets[1, 0, :width].tolist() == alone.targets[0, 0].tolist()
+    assert batch.gather_positions[1, 0, :a].tolist() == alone.gather_positions[0, 0, :a].tolist()
+    assert batch.input_ids[1, : p + a].tolist() == list(single.input_ids)
+    assert (batch.input_ids[1, p + a :] == encoder.pad_id).all()
+    pad = batch.allowed[1, p + a :, p + a :]
+    assert torch.equal(pad, torch.eye(pad.shape[0], dtype=torch.bool))
+    assert not batch.allowed[1, p + a :, : p + a].any()
+
+
 def test_padded_batch_is_right_padded(encoder: Encoder) -> None:
     a = encoder.encode_sft(_image(), QUESTION, YES)
     b = encoder.encode_sft(_image(), QUESTION, "No.")

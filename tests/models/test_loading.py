@@ -333,3 +333,9 @@ def test_a_missing_model_folder_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_float16_on_the_cpu_is_refused_with_the_way_out(tiny_model_dir: Path) -> None:
     with pytest.raises(ParamsError, match=r"float16 is unusable on the CPU.*-p dtype bfloat16"):
         _load(str(tiny_model_dir), dtype="float16", device="cpu")
+
+
+def test_models_load_without_hub_kernels(tiny_loaded: Any) -> None:
+    """transformers kernelizes a model with layers fetched from the hub unless told not to; on a GPU box that fails
+    offline and, online, runs code the kit's checks never ran."""
+    assert tiny_loaded.model.use_kernels is False

@@ -91,6 +91,32 @@ ADAPTED_SHR = {
 }
 
 
+def write_benchmark_run(folder: Path, records: Sequence[dict[str, Any]], *, complete: bool = True) -> Path:
+    """``scores.jsonl`` and a ``metrics.json`` (only what the dashboard reads of it) of a CHAIR, AMBER or
+    MMHal-Bench run folder."""
+    atomic_write_jsonl(folder / "scores.jsonl", records)
+    atomic_write_json(folder / "metrics.json", {"complete": complete})
+    return folder
+
+
+def chair_records(hallucinated: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """CHAIR per-image records: each image mentions "a", "b" and its hallucinated objects (truth a, b, c)."""
+    return [{"image_id": str(i + 1), "words": 10, "mentions": ["a", "b", *h], "hallucinated": list(h),
+             "truth": ["a", "b", "c"], "covered": ["a", "b"]} for i, h in enumerate(hallucinated)]
+
+
+def mmhal_records(ratings: Sequence[int | None]) -> list[dict[str, Any]]:
+    """MMHal-Bench per-question records (a None rating: unjudged)."""
+    return [{"id": str(i), "question_type": "attribute", "rating": r, "status": "judged" if r is not None else
+             "unjudged"} for i, r in enumerate(ratings)]
+
+
+def amber_records(hallucinated: Sequence[int]) -> list[dict[str, Any]]:
+    """AMBER generative records: each description names 4 objects, ``hallucinated[i]`` of them not there."""
+    return [{"id": str(i + 1), "kind": "generative", "hallucinated": h, "objects": 4, "covered": 4 - h, "truth": 5,
+             "named": 0, "hallu": 1} for i, h in enumerate(hallucinated)]
+
+
 @pytest.fixture
 def results_root(tmp_path: Path) -> Path:
     """A complete set of results: POPE (3 sets, both models), SHR (both models) and a training log."""
@@ -140,5 +166,6 @@ def fakes() -> SimpleNamespace:
     return SimpleNamespace(
         LABELS=LABELS, BASE_ANSWERS=BASE_ANSWERS, ADAPTED_ANSWERS=ADAPTED_ANSWERS, BASE_SHR=BASE_SHR,
         ADAPTED_SHR=ADAPTED_SHR, write_labels=write_labels, write_pope_set=write_pope_set,
-        judgement_record=judgement_record, write_shr_run=write_shr_run,
+        judgement_record=judgement_record, write_shr_run=write_shr_run, write_benchmark_run=write_benchmark_run,
+        chair_records=chair_records, mmhal_records=mmhal_records, amber_records=amber_records,
     )

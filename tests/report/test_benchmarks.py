@@ -54,3 +54,36 @@ def test_missing_or_incomplete_runs_become_notes(tmp_path):
     (hadpo / "metrics.json").write_text(json.dumps({"complete": False}))
     comparisons, notes = compare_runs({"CHAIR": (str(base), str(hadpo))}, n_resamples=10, seed=0, confidence=0.9)
     assert comparisons == [] and any("marked incomplete" in n for n in notes)
+
+
+def test_pope_measures_give_the_evaluators_metrics_unparseable_answers_included():
+    from hadpo.report.benchmarks import pope_measures
+    from hadpo.report.stats import PopeOutcomes
+
+    # Labels yes yes yes no no; answers yes, unparseable, no, yes, no: TP 1, FP 1, TN 1, a "yes" missed twice.
+    outcomes = PopeOutcomes((1, 2, 3, 4, 5), ("yes", "yes", "yes", "no", "no"), ("yes", None, "no", "yes", "no"),
+                            "strict", "answers.jsonl", "labels.json")
+    measures = pope_measures(outcomes, "random")
+    ids = [str(i) for i in outcomes.question_ids]
+    expected = outcomes.metrics()
+    for name in ("precision", "yes_ratio", "f1"):
+        assert measures[name].estimate(ids) == pytest.approx(expected[name]), name
+    assert measures["yes_ratio"].binary and measures["precision"].kind == "ratio"
+
+
+def test_a_paired_mean_of_identical_parts_is_the_paired_difference_of_one():
+    from hadpo.report.benchmarks import paired, paired_mean
+
+    base = _measure({"a": (1.0, 4.0), "b": (3.0, 4.0), "c": (0.0, 2.0)}, kind="ratio")
+    adapted = _measure({"a": (0.0, 4.0), "b": (1.0, 4.0), "c": (0.0, 2.0)}, kind="ratio")
+    single, items, _, _ = paired(base, adapted, n_resamples=300, seed=3, confidence=0.9)
+    # SHR-like: two judge runs that agree, the same image draws in both: the mean is the one run's Δ, draw for draw.
+    shared, shared_items = paired_mean([base, base], [adapted, adapted], shared_draws=True, n_resamples=300, seed=3,
+                                       confidence=0.9)
+    assert shared == single and shared_items == items == 3
+    assert single.estimate == pytest.approx(1 / 10 - 4 / 10)
+    # POPE-like: two sets, each resampled on its own; the point estimate is the mean of the two Δs.
+    sets, set_items = paired_mean([base, base], [adapted, base], shared_draws=False, n_resamples=300, seed=3,
+                                  confidence=0.9)
+    assert sets.estimate == pytest.approx((1 / 10 - 4 / 10 + 0.0) / 2) and set_items == 6
+    assert sets.low <= sets.estimate <= sets.high

@@ -51,7 +51,7 @@ def test_training_curves_has_a_panel_per_logged_quantity_and_saves_png(tmp_path:
 
 def test_the_total_loss_is_never_called_the_dpo_loss() -> None:
     fig = plots.training_curves(WITH_SFT, gamma=0.5)
-    assert _titles(fig)[:3] == ["DPO loss (total − 0.5 · SFT)", "SFT term (chosen NLL per token, before γ)",
+    assert _titles(fig)[:3] == ["DPO loss (total − 0.5 · SFT)", "SFT term (chosen NLL per token, before γ = 0.5)",
                                 "Total loss (DPO + 0.5 · SFT)"]
     assert _line(fig, "DPO loss") == [0.6, 0.5, 0.4, 0.3]  # total minus γ · SFT: the DPO loss alone
     assert _line(fig, "Total loss") == [1.6, 1.5, 1.4, 1.3]
@@ -90,6 +90,73 @@ def test_run_gamma_comes_from_the_run_config(tmp_path: Path) -> None:
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({**r, "loss": r["loss"] + 4.0, "sft_loss": 2.0}) + "\n"
                                                     for r in RECORDS))
     assert _line(curves(tmp_path), "DPO loss") == [0.6, 0.5, 0.4, 0.3]
+
+
+#: An mDPO run: DPO 0.7 − 0.1 s, conditional 0.5, anchor 0.2, SFT 2.0 (all logged unweighted) with weights
+#: conditional 1, anchor 0.5, γ 0.25 → total = DPO + 0.5 + 0.1 + 0.5 = DPO + 1.1.
+MDPO_WEIGHTS = {"conditional_weight": 1.0, "anchor_weight": 0.5, "gamma": 0.25}
+MDPO = [{**r, "dpo_loss": r["loss"], "conditional_loss": 0.5, "anchor_loss": 0.2, "sft_loss": 2.0,
+         "loss": r["loss"] + 1.1, "rewards/conditional_margins": 0.3 * r["step"],
+         "logps/chosen_corrupted": -30.0 - r["step"]} for r in RECORDS]
+
+
+def test_each_loss_term_has_its_own_panel_titled_with_its_weight() -> None:
+    fig = plots.training_curves(MDPO, weights=MDPO_WEIGHTS)
+    assert _titles(fig) == [
+        "DPO loss (logged)", "Conditional term (unweighted; weight 1)", "Anchor term (unweighted; weight 0.5)",
+        "SFT term (chosen NLL per token, before γ = 0.25)",
+        "Total loss\n(DPO + 1 · conditional + 0.5 · anchor + 0.25 · SFT)", "Rewards (β · log-ratio)",
+        "Reward margin (chosen − rejected)", "Conditional reward margin\n(chosen answer: image − corrupted image)",
+        "Reward accuracy (%)", "Log-probabilities (policy)", "Gradient norm", "Learning rate"]
+    assert len(fig.axes) == 12  # four full rows of three
+    assert _line(fig, "DPO loss") == [0.6, 0.5, 0.4, 0.3]  # the logged DPO loss, not the total
+    assert _line(fig, "Conditional term") == [0.5] * 4 and _line(fig, "Anchor term") == [0.2] * 4  # unweighted
+    assert _line(fig, "Total loss") == [1.7, 1.6, 1.5, 1.4]
+    assert _line(fig, "Conditional reward margin") == [0.3, 0.6, 0.9, 1.2]
+    logps = next(ax for ax in fig.axes if ax.get_title().startswith("Log-prob"))
+    assert [line.get_label() for line in logps.get_lines()] == ["chosen", "rejected", "chosen, corrupted image"]
+
+
+def test_the_logged_dpo_loss_wins_over_the_derivation() -> None:
+    # A logged DPO loss that the total and weights would not give: it is what the panel shows.
+    records = [{**r, "dpo_loss": 0.1} for r in MDPO]
+    series, notes = plots.training_series(records, weights=MDPO_WEIGHTS)
+    assert series["dpo_loss"] == [0.1] * 4 and "dpo_loss" not in notes
+
+
+def test_an_old_log_derives_the_dpo_loss_from_every_weighted_term() -> None:
+    old = [{k: v for k, v in r.items() if k != "dpo_loss"} for r in MDPO]
+    fig = plots.training_curves(old, weights=MDPO_WEIGHTS)
+    assert _titles(fig)[0] == "DPO loss\n(total − 1 · conditional − 0.5 · anchor − 0.25 · SFT)"
+    assert _line(fig, "DPO loss") == [0.6, 0.5, 0.4, 0.3]
+    unknown = plots.training_curves(old, weights={**MDPO_WEIGHTS, "anchor_weight": None})
+    dpo = unknown.axes[0]
+    assert not dpo.get_lines() and dpo.texts[0].get_text() == "w_anchor not recorded:\ncannot separate the anchor term"
+    assert "Anchor term (unweighted; weight not recorded)" in _titles(unknown)
+
+
+def test_terms_a_run_does_not_have_leave_their_panels_out_or_say_so() -> None:
+    # A plain HA-DPO run: the nine panels of before, the SFT one saying γ = 0.
+    plain = plots.training_curves(RECORDS, weights={"gamma": 0.0, "conditional_weight": 0.0, "anchor_weight": 0.0})
+    assert len(plain.axes) == 9 and not any("Conditional" in t or "Anchor" in t for t in _titles(plain))
+    # A weight > 0 whose term the log lacks is shown, marked: the log does not match the config.
+    fig = plots.training_curves(RECORDS, weights={"gamma": 0.0, "conditional_weight": 1.0, "anchor_weight": 0.0})
+    titles = _titles(fig)
+    assert titles[1] == "Conditional term (unweighted; weight 1)" and not any("Anchor" in t for t in titles)
+    assert fig.axes[1].texts[0].get_text() == "not logged" and len(fig.axes) == 11
+
+
+def test_run_weights_read_every_term_weight(tmp_path: Path) -> None:
+    from hadpo.report.training import curves, run_weights
+
+    assert run_weights(tmp_path) == {"conditional_weight": None, "anchor_weight": None, "gamma": None}
+    (tmp_path / "train_config.resolved.json").write_text(json.dumps({"gamma": 0.5, "beta": 0.1}))
+    # A config written before the mDPO terms existed: they had weight 0.
+    assert run_weights(tmp_path) == {"conditional_weight": 0.0, "anchor_weight": 0.0, "gamma": 0.5}
+    (tmp_path / "train_config.resolved.json").write_text(json.dumps(MDPO_WEIGHTS))
+    assert run_weights(tmp_path) == MDPO_WEIGHTS
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MDPO))
+    assert _titles(curves(tmp_path))[1] == "Conditional term (unweighted; weight 1)"
 
 
 def test_pope_bars_error_bars_follow_the_intervals(tmp_path: Path) -> None:

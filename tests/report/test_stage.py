@@ -160,6 +160,23 @@ def test_training_curves_separate_the_dpo_loss_from_the_sft_term(dashboard_param
     assert list(sft.get_lines()[0].get_ydata()) == [0.5] * 5
 
 
+def test_training_curves_show_each_mdpo_term_with_its_weight(dashboard_params: Make, results_root: Path) -> None:
+    log = results_root / "train" / "metrics.jsonl"
+    records = [{**r, "dpo_loss": r["loss"], "conditional_loss": 0.4, "anchor_loss": 0.1, "loss": r["loss"] + 0.4 + 0.02,
+                "rewards/conditional_margins": 0.5} for r in map(json.loads, log.read_text().splitlines())]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (results_root / "train" / "train_config.resolved.json").write_text(json.dumps(
+        {"gamma": 0.0, "conditional_weight": 1.0, "anchor_weight": 0.2, "beta": 0.1}))
+    fig = dashboard.training_curves(dashboard.DashboardConfig.from_dict(dashboard_params()))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:5] == ["DPO loss (logged)", "Conditional term (unweighted; weight 1)",
+                          "Anchor term (unweighted; weight 0.2)", "SFT term (chosen NLL per token, before γ)",
+                          "Total loss\n(DPO + 1 · conditional + 0.2 · anchor)"]
+    assert [t.get_text() for t in fig.axes[3].texts] == ["no SFT term (γ = 0)"]
+    assert list(fig.axes[0].get_lines()[0].get_ydata()) == pytest.approx([0.69 - 0.05 * s for s in range(1, 6)])
+    assert len(fig.axes) == 12
+
+
 def test_training_throughput_is_the_median_of_the_logged_steps(dashboard_params: Make, results_root: Path) -> None:
     cfg = dashboard.DashboardConfig.from_dict(dashboard_params())
     table = dashboard.training_throughput(cfg)

@@ -13,6 +13,8 @@ from hadpo.errors import ParamsError
 from hadpo.train.loss import (
     LOSS_TYPES,
     PreferenceLossOutput,
+    anchor_loss,
+    conditional_loss,
     preference_loss,
     sft_loss,
     token_weighted_nll,
@@ -208,6 +210,100 @@ def test_total_loss_rejects_bad_gamma_and_missing_sft() -> None:
         total_loss(torch.zeros(1), torch.zeros(1), -1.0)
     with pytest.raises(ValueError, match="no sft_losses"):
         total_loss(torch.zeros(1), None, 0.5)
+
+
+# mDPO's conditional term, worked example (beta = 0.1): the chosen answer of the main example (policy -10, ref -12,
+# real-image log-ratio +2) under a corrupted image: policy -16, ref -17, corrupted log-ratio +1. h_c = 2 - 1 = 1,
+# beta*h_c = 0.1, and -log sigma(0.1) = log(1 + e^-0.1) = log(1.904837) = 0.6443967.
+C = 0.6443966600735709  # -log sigma(0.1)
+
+
+def conditional_example() -> tuple[torch.Tensor, ...]:
+    """(policy chosen | real, policy chosen | corrupted, ref chosen | real, ref chosen | corrupted), batch of one."""
+    return torch.tensor([-10.0]), torch.tensor([-16.0]), torch.tensor([-12.0]), torch.tensor([-17.0])
+
+
+# (loss_type, label_smoothing, main preference loss on example(), conditional loss on conditional_example()):
+# - sigmoid:       A = 0.5130153                          and C = 0.6443967
+# - sigmoid, 0.1:  A + 0.1*0.4 = 0.5530153 (cDPO, above)  and -0.9*l - 0.1*(l - 0.1) = C + 0.01 = 0.6543967,
+#                  with l = log sigma(0.1) = -C and log sigma(-x) = log sigma(x) - x
+# - ipo:           (4 - 5)^2 = 1                          and (h_c - 1/(2*beta))^2 = (1 - 5)^2 = 16
+# - hinge:         relu(1 - 0.4) = 0.6                    and relu(1 - 0.1) = 0.9
+# - robust, 0.1:   A - 0.05 = 0.4630153                   and (-0.9*l + 0.1*(l - 0.1))/0.8 = C - 0.0125 = 0.6318967
+CONDITIONAL_CASES = [
+    ("sigmoid", 0.0, A, C),
+    ("sigmoid", 0.1, A + 0.04, C + 0.01),
+    ("ipo", 0.0, 1.0, 16.0),
+    ("hinge", 0.0, 0.6, 0.9),
+    ("robust", 0.1, A - 0.05, C - 0.0125),
+]
+
+
+@pytest.mark.parametrize(("loss_type", "eps", "pref", "cond"), CONDITIONAL_CASES)
+def test_conditional_loss_for_every_loss_type(loss_type: str, eps: float, pref: float, cond: float) -> None:
+    """The conditional term has the main loss's shape for each loss_type (table above); its rewards are
+    beta*(real log-ratio) = 0.1*2 = 0.2 and beta*(corrupted log-ratio) = 0.1*1 = 0.1, a conditional margin of 0.1.
+    With w_c = 1 the total is pref + cond: e.g. sigmoid 0.5130153 + 0.6443967 = 1.1574119."""
+    assert {case[0] for case in CONDITIONAL_CASES} == set(LOSS_TYPES)
+    main = preference_loss(*example(), beta=BETA, loss_type=loss_type, label_smoothing=eps)
+    out = conditional_loss(*conditional_example(), beta=BETA, loss_type=loss_type, label_smoothing=eps)
+    assert isinstance(out, PreferenceLossOutput)
+    assert main.losses.item() == pytest.approx(pref, abs=1e-6)
+    assert out.losses.item() == pytest.approx(cond, abs=1e-5)
+    assert out.chosen_rewards.item() == pytest.approx(0.2, abs=1e-6)
+    assert out.rejected_rewards.item() == pytest.approx(0.1, abs=1e-6)
+    total = total_loss(main.losses, None, 0.0, conditional_losses=out.losses, conditional_weight=1.0)
+    assert total.item() == pytest.approx(pref + cond, abs=1e-5)
+
+
+def test_conditional_loss_gradient_raises_the_real_image_likelihood() -> None:
+    """sigmoid: dL/d(policy chosen | real) = -beta*sigma(-beta*h_c) = -0.1*sigma(-0.1) = -0.1*0.4750208 = -0.0475021,
+    and the corrupted-image log-prob gets the opposite gradient: the answer is pushed to depend on the image."""
+    pc, pk, rc, rk = conditional_example()
+    pc.requires_grad_(True)
+    pk.requires_grad_(True)
+    conditional_loss(pc, pk, rc, rk, beta=BETA).losses.sum().backward()
+    assert pc.grad is not None and pk.grad is not None
+    assert pc.grad.item() == pytest.approx(-0.0475021, abs=1e-6)
+    assert pk.grad.item() == pytest.approx(0.0475021, abs=1e-6)
+
+
+def test_anchor_loss_with_and_without_margin() -> None:
+    """Anchor on the main example's chosen answer (beta*(−10 − (−12)) = 0.2):
+    delta 0:   -log sigma(0.2) = log(1 + e^-0.2) = 0.5981389;
+    delta 0.5: -log sigma(0.2 - 0.5) = log(1 + e^0.3) = 0.8543552, and dL/d(policy chosen) = -beta*sigma(0.3)
+    = -0.1*0.5744425 = -0.0574443. A batch is per pair: a policy equal to its reference gives ln 2 at delta 0."""
+    pc, _, rc, _ = example(requires_grad=True)
+    assert anchor_loss(pc, rc, BETA).item() == pytest.approx(0.5981389, abs=1e-6)
+    with_margin = anchor_loss(pc, rc, BETA, margin=0.5)
+    assert with_margin.item() == pytest.approx(0.8543552, abs=1e-6)
+    with_margin.sum().backward()
+    assert pc.grad is not None and pc.grad.item() == pytest.approx(-0.0574443, abs=1e-6)
+    batch = anchor_loss(torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -4.0]), BETA)
+    assert batch.tolist() == pytest.approx([0.5981389, LN2], abs=1e-6)
+    with pytest.raises(ValueError, match="share one shape"):
+        anchor_loss(torch.zeros(2), torch.zeros(3), BETA)
+    with pytest.raises(ParamsError, match="beta must be a positive number"):
+        anchor_loss(torch.zeros(2), torch.zeros(2), 0.0)
+
+
+def test_total_loss_with_every_term() -> None:
+    """mean(pref [0.2, 0.4]) + 1*mean(cond [1.0, 2.0]) + 2*mean(anchor [0.5, 0.7]) + 0.5*mean(sft [1.0, 3.0])
+    = 0.3 + 1.5 + 1.2 + 1.0 = 4.0. A zero weight skips its term, even a NaN or missing one."""
+    pref, cond = torch.tensor([0.2, 0.4]), torch.tensor([1.0, 2.0])
+    anchor, sft = torch.tensor([0.5, 0.7]), torch.tensor([1.0, 3.0])
+    full = total_loss(pref, sft, 0.5, conditional_losses=cond, conditional_weight=1.0, anchor_losses=anchor,
+                      anchor_weight=2.0)
+    assert full.item() == pytest.approx(4.0)
+    nan = torch.tensor([float("nan")])
+    assert total_loss(pref, None, 0.0, conditional_losses=nan, anchor_losses=None).item() == pytest.approx(0.3)
+    assert total_loss(pref, None, 0.0, anchor_losses=anchor, anchor_weight=1.0).item() == pytest.approx(0.9)
+    with pytest.raises(ValueError, match=re.escape("conditional_weight is 1.0 but no conditional_losses")):
+        total_loss(pref, None, 0.0, conditional_weight=1.0)
+    with pytest.raises(ValueError, match=re.escape("anchor_weight is 0.5 but no anchor_losses")):
+        total_loss(pref, None, 0.0, anchor_weight=0.5)
+    with pytest.raises(ParamsError, match=re.escape("anchor_weight must be a number >= 0, got -1.0")):
+        total_loss(pref, None, 0.0, anchor_losses=anchor, anchor_weight=-1.0)
 
 
 def test_token_weighted_nll_with_unit_weights_is_mean_cross_entropy() -> None:

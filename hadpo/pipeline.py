@@ -217,12 +217,19 @@ def plan(cfg: PipelineConfig) -> Plan:
         return out
 
     flat = {nb: stage_cfg.to_dict() for nb, stage_cfg in configs.items()}
+    # The params files as written (stage_params not applied): an override equal to its file's value is dropped.
+    written = {nb: resolve_parameters(nb, _stage_file(cfg, nb)).to_dict() for nb in configs}
+
+    def changed(notebook: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The overrides that differ from the params file's values (so `make demo` runs each file as written)."""
+        values = written[notebook]
+        return {key: v for key, v in overrides.items() if key not in values or values[key] != v}
 
     def value(notebook: str, key: str, overrides: Mapping[str, Any]) -> Any:
         return overrides.get(key, flat[notebook][key])
 
     executions: list[tuple[str, str, dict[str, Any]]] = [(WORLD, WORLD, moved(WORLD))] if WORLD in configs else []
-    base_params = {nb: moved(nb, world if cfg.world_run else new) for nb in EVALUATIONS}
+    base_params = {nb: moved(nb, world) for nb in EVALUATIONS}  # the world run is this run without world_run
     base_model = value("02_train", "model", moved("02_train"))
     data_name = str(flat["01_data"]["name"])
     suffix = ("" if world == new else f"-{cfg.name}")
@@ -254,8 +261,8 @@ def plan(cfg: PipelineConfig) -> Plan:
             train["save_merged"] = True
         train_dir = Path(value("02_train", "output_dir", train))
         trained = str(train_dir / "adapter")
-        executions.append(("01_data", _round_name("01_data", k, rounds), _changed(cfg, "01_data", mining)))
-        executions.append(("02_train", _round_name("02_train", k, rounds), _changed(cfg, "02_train", train)))
+        executions.append(("01_data", _round_name("01_data", k, rounds), changed("01_data", mining)))
+        executions.append(("02_train", _round_name("02_train", k, rounds), changed("02_train", train)))
         evaluations: dict[str, str] = {}
         for notebook, key in EVALUATIONS.items():
             params = moved(notebook, here)
@@ -264,7 +271,7 @@ def plan(cfg: PipelineConfig) -> Plan:
             if k == 1:
                 executions.append((notebook, f"{notebook}_base", base_params[notebook]))
             executions.append((notebook, _round_name(f"{notebook}_hadpo", k, rounds),
-                               _changed(cfg, notebook, params)))
+                               changed(notebook, params)))
             evaluations[key] = params["run_dir"]
         manifest["per_round"].append({
             "round": k, "mining_dir": str(value("01_data", "run_dir", mining)), "data_name": data_names[-1],
@@ -283,12 +290,6 @@ def plan(cfg: PipelineConfig) -> Plan:
         dashboard["rounds_file"] = str(new / ROUNDS_FILE)
     executions.append((DASHBOARD, DASHBOARD, dashboard))
     return Plan(executions, manifest, None if run is None else new)
-
-
-def _changed(cfg: PipelineConfig, notebook: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The overrides that differ from the params file's values (so `make demo` runs each file as written)."""
-    values = resolve_parameters(notebook, _stage_file(cfg, notebook)).to_dict()
-    return {key: v for key, v in overrides.items() if key not in values or values[key] != v}
 
 
 def stages(cfg: PipelineConfig) -> list[tuple[str, str, dict[str, Any]]]:

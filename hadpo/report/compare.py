@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hadpo.config import Params, check, param
-from hadpo.data.layout import canonical_pope_set
 from hadpo.errors import ParamsError
 from hadpo.overrides import add_params_arguments
 from hadpo.paths import resolve_path
+from hadpo.report.config import check_statistics
 
 if TYPE_CHECKING:
     from hadpo.report.rounds import Cell, ModelResults, ModelRun
@@ -79,14 +79,7 @@ class CompareConfig(Params):
         self.methods = normalised
         check(self.reference in self.methods, f"parameter 'reference' must be one of the methods "
                                               f"{list(self.methods)}, got {self.reference!r}")
-        check(bool(self.pope_sets), "parameter 'pope_sets' must name at least one POPE set")
-        try:
-            self.pope_sets = list(dict.fromkeys(canonical_pope_set(s) for s in self.pope_sets))
-        except ValueError as exc:
-            raise ParamsError(f"parameter 'pope_sets': {exc}") from None
-        check(self.bootstrap_resamples >= 1, f"parameter 'bootstrap_resamples' must be >= 1, got "
-                                             f"{self.bootstrap_resamples}")
-        check(0 < self.confidence < 1, f"parameter 'confidence' must be in (0, 1), got {self.confidence}")
+        check_statistics(self)
 
 
 def parse_entry(entry: str, where: str) -> tuple[str, int]:

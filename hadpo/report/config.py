@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hadpo.config import Params, check, component, param
 from hadpo.data.layout import canonical_pope_set
@@ -60,13 +61,19 @@ class DashboardConfig(Params):
                 "MMHal-Bench": (self.base_mmhal_dir, self.hadpo_mmhal_dir)}
 
     def validate(self) -> None:
-        check(bool(self.pope_sets), "parameter 'pope_sets' must name at least one POPE set")
-        try:
-            self.pope_sets = list(dict.fromkeys(canonical_pope_set(s) for s in self.pope_sets))
-        except ValueError as exc:
-            raise ParamsError(f"parameter 'pope_sets': {exc}") from None
-        check(self.bootstrap_resamples >= 1, f"parameter 'bootstrap_resamples' must be >= 1, got "
-                                             f"{self.bootstrap_resamples}")
-        check(0 < self.confidence < 1, f"parameter 'confidence' must be in (0, 1), got {self.confidence}")
+        check_statistics(self)
         check(self.qualitative_limit >= 1, f"parameter 'qualitative_limit' must be >= 1, got {self.qualitative_limit}")
         check(self.smooth >= 1, f"parameter 'smooth' must be >= 1, got {self.smooth}")
+
+
+def check_statistics(cfg: Any) -> None:
+    """Check and normalise the keys every report that reads POPE and draws intervals has (the dashboard,
+    ``hadpo compare``): ``pope_sets`` canonical and deduplicated, ``bootstrap_resamples`` >= 1, ``confidence`` in
+    (0, 1); a bad value is a :class:`ParamsError` naming it."""
+    check(bool(cfg.pope_sets), "parameter 'pope_sets' must name at least one POPE set")
+    try:
+        cfg.pope_sets = list(dict.fromkeys(canonical_pope_set(s) for s in cfg.pope_sets))
+    except ValueError as exc:
+        raise ParamsError(f"parameter 'pope_sets': {exc}") from None
+    check(cfg.bootstrap_resamples >= 1, f"parameter 'bootstrap_resamples' must be >= 1, got {cfg.bootstrap_resamples}")
+    check(0 < cfg.confidence < 1, f"parameter 'confidence' must be in (0, 1), got {cfg.confidence}")

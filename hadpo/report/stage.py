@@ -377,17 +377,24 @@ def _no_rounds(cfg: DashboardConfig) -> HtmlFragment | None:
     return HtmlFragment('<p class="hadpo-muted">No rounds_file given: this run has no metrics by round.</p>')
 
 
-def rounds_table(cfg: DashboardConfig, results: rounds.RoundsResults | None = None) -> HtmlFragment:
-    """One row per round (round 0 = the base model): POPE adversarial precision and yes-ratio, mean POPE F1, SHR,
-    CHAIR_i, CHAIR_s, AMBER CHAIR and Hal, MMHal-Bench score and hallucination rate, each ``value [interval]``, and
-    the round's last reward accuracy; missing and incomplete results marked in their cells and listed below."""
+def _rounds_or_note(cfg: DashboardConfig) -> rounds.RoundsResults | HtmlFragment:
+    """The run's results by round, or what a by-round cell shows instead (no rounds_file, or results missing)."""
     empty = _no_rounds(cfg)
     if empty is not None:
         return empty
     try:
-        results = results or rounds_results(cfg)
+        return rounds_results(cfg)
     except Unavailable as exc:
         return _optional(cfg, exc)
+
+
+def rounds_table(cfg: DashboardConfig, results: rounds.RoundsResults | None = None) -> HtmlFragment:
+    """One row per round (round 0 = the base model): POPE adversarial precision and yes-ratio, mean POPE F1, SHR,
+    CHAIR_i, CHAIR_s, AMBER CHAIR and Hal, MMHal-Bench score and hallucination rate, each ``value [interval]``, and
+    the round's last reward accuracy; missing and incomplete results marked in their cells and listed below."""
+    results = results or _rounds_or_note(cfg)
+    if isinstance(results, HtmlFragment):
+        return results
     shown = tables.shown(rounds.table_frame(results), caption=rounds.caption(cfg.confidence))
     notes = rounds.notes_html(results.notes())
     return HtmlFragment(shown._repr_html_() + notes, css=note("").css if notes else "")
@@ -396,13 +403,9 @@ def rounds_table(cfg: DashboardConfig, results: rounds.RoundsResults | None = No
 def rounds_figure(cfg: DashboardConfig, results: rounds.RoundsResults | None = None) -> Figure | HtmlFragment:
     """One small panel per measure against the round, the bootstrap interval as error bars (incomplete values
     hollow, missing ones marked); saved as ``rounds.png``."""
-    empty = _no_rounds(cfg)
-    if empty is not None:
-        return empty
-    try:
-        results = results or rounds_results(cfg)
-    except Unavailable as exc:
-        return _optional(cfg, exc)
+    results = results or _rounds_or_note(cfg)
+    if isinstance(results, HtmlFragment):
+        return results
     fig = rounds.figure(results, title=f"Metrics by round — {results.manifest.name}")
     plots.save_figure(fig, Path(cfg.report_dir) / ROUNDS_FIGURE)
     return fig
